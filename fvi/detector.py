@@ -1,0 +1,80 @@
+"""Detector pre/post-processing: flat card → per-field text-line maps → line boxes.
+
+Targets are the line boxes shrunk (so neighbouring lines of one field stay apart); decoding
+expands each connected component back by the same ratios.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fvi.geometry import CARD_H, CARD_W
+from fvi.schema import FIELDS
+
+INPUT_W, INPUT_H = 512, 320
+STRIDE = 4
+MAP_W, MAP_H = INPUT_W // STRIDE, INPUT_H // STRIDE
+SHRINK_Y = 0.22  # fraction of line height removed at top and bottom of the target
+SHRINK_X = 0.25  # in line heights, removed at each end
+THRESHOLD = 0.5
+MIN_AREA_CELLS = 3
+
+
+def preprocess(card_rgb: np.ndarray) -> np.ndarray:
+    """Flat CARD_W x CARD_H RGB card → (3, 320, 512) float32."""
+    small = cv2.resize(card_rgb, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+    return (small.astype(np.float32) / 255.0 - 0.5).transpose(2, 0, 1).copy()
+
+
+def target_box(box: np.ndarray) -> np.ndarray:
+    """Card-pixel line box → shrunk box in map cells (what the net is trained to light up)."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    sx, sy = MAP_W / CARD_W, MAP_H / CARD_H
+    return np.array([(x0 + SHRINK_X * h) * sx, (y0 + SHRINK_Y * h) * sy, (x1 - SHRINK_X * h) * sx, (y1 - SHRINK_Y * h) * sy])
+
+
+def render_targets(lines: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """(class, card-pixel box) pairs → (C, MAP_H, MAP_W) binary float32 maps."""
+    maps = np.zeros((len(FIELDS), MAP_H, MAP_W), np.float32)
+    for cls, box in lines:
+        x0, y0, x1, y1 = target_box(box)
+        cv2.rectangle(maps[cls], (int(round(x0)), int(round(y0))), (max(int(round(x0)), int(round(x1)) - 1), max(int(round(y0)), int(round(y1)) - 1)), 1.0, -1)
+    return maps
+
+
+@dataclass
+class Line:
+    field_index: int
+    box: np.ndarray  # x0, y0, x1, y1 on the flat card (CARD_W x CARD_H pixels)
+    score: float
+
+    @property
+    def field(self) -> str:
+        return FIELDS[self.field_index]
+
+
+def decode(maps: np.ndarray) -> list[Line]:
+    """(C, MAP_H, MAP_W) probabilities → lines in reading order (field, then top to bottom)."""
+    lines: list[Line] = []
+    sx, sy = CARD_W / MAP_W, CARD_H / MAP_H
+    for cls in range(maps.shape[0]):
+        binary = (maps[cls] >= THRESHOLD).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=4)
+        for i in range(1, n):
+            x, y, w, h, area = stats[i]
+            if area < MIN_AREA_CELLS:
+                continue
+            score = float(maps[cls][labels == i].mean())
+            # undo the shrink: kernel height is (1 - 2*SHRINK_Y) of the line height
+            ky0, ky1 = y * sy, (y + h) * sy
+            line_h = (ky1 - ky0) / (1 - 2 * SHRINK_Y)
+            pad_y = SHRINK_Y * line_h
+            pad_x = SHRINK_X * line_h
+            box = np.array([x * sx - pad_x, ky0 - pad_y, (x + w) * sx + pad_x, ky1 + pad_y], np.float32)
+            box = np.clip(box, 0, [CARD_W, CARD_H, CARD_W, CARD_H]).astype(np.float32)
+            lines.append(Line(cls, box, score))
+    lines.sort(key=lambda l: (l.field_index, l.box[1], l.box[0]))
+    return lines

@@ -1,0 +1,49 @@
+"""Reader pre/post-processing: a line box on the flat card → fixed-size grey crop → CTC text."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fvi.charset import ctc_greedy_decode
+
+INPUT_H, INPUT_W = 32, 512
+STRIDE_W = 4
+SEQ_LEN = INPUT_W // STRIDE_W
+PAD_Y = 0.12  # margin added above and below a line box, in line heights (diacritics sit high)
+PAD_X = 0.25
+
+
+def crop_line(card_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Cut one line (with margins) out of the flat card and make it the reader's (1, 32, 512) input."""
+    return normalize_line(cut_line(card_rgb, box))
+
+
+def cut_line(card_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """One line with margins as a grey uint8 image, INPUT_H high, at most INPUT_W wide (squeezed)."""
+    x0, y0, x1, y1 = [float(v) for v in box]
+    h = max(1.0, y1 - y0)
+    x0, x1 = x0 - PAD_X * h, x1 + PAD_X * h
+    y0, y1 = y0 - PAD_Y * h, y1 + PAD_Y * h
+    w_out = int(np.clip(round((x1 - x0) * INPUT_H / (y1 - y0)), 8, INPUT_W))
+    src = np.array([[x0, y0], [x1, y0], [x0, y1]], np.float32)
+    dst = np.array([[0, 0], [w_out, 0], [0, INPUT_H]], np.float32)
+    gray = cv2.cvtColor(card_rgb, cv2.COLOR_RGB2GRAY) if card_rgb.ndim == 3 else card_rgb
+    m = cv2.getAffineTransform(src, dst)
+    line = cv2.warpAffine(gray, m, (w_out, INPUT_H), flags=cv2.INTER_AREA if h > INPUT_H else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return line
+
+
+def normalize_line(line_gray: np.ndarray) -> np.ndarray:
+    """Contrast-normalise a grey line (light and ink vary per capture) and pad it to INPUT_W."""
+    f = line_gray.astype(np.float32)
+    f = (f - f.mean()) / max(float(f.std()), 8.0)
+    out = np.zeros((1, INPUT_H, INPUT_W), np.float32)
+    w = min(f.shape[1], INPUT_W)
+    out[0, :, :w] = f[:, :w]
+    return out
+
+
+def decode(probs: np.ndarray) -> list[tuple[str, float]]:
+    """(N, T, C) softmax outputs → (text, confidence) per line."""
+    return [ctc_greedy_decode(p)[:2] for p in probs]

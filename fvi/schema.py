@@ -1,0 +1,56 @@
+"""Field schema and the structured result every entry point (ensemble, reference, gateway) returns."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Detector class index i  <->  FIELDS[i]. Order is part of the exported detector's contract.
+FIELDS: tuple[str, ...] = (
+    "id_number",
+    "full_name",
+    "date_of_birth",
+    "sex",
+    "nationality",
+    "place_of_origin",
+    "place_of_residence",
+    "date_of_expiry",
+)
+FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
+
+CARD_TYPES: tuple[str, ...] = ("cccd_chip_2021",)
+
+# Corner classes of the cropper, in the card's own orientation.
+CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_left")
+
+STATUS_OK = "ok"
+STATUS_NO_CARD = "no_card"
+
+
+@dataclass
+class FieldResult:
+    value: str
+    confidence: float
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OcrResult:
+    status: str
+    card_type: str | None
+    card_confidence: float
+    corners: list[list[float]]  # TL, TR, BR, BL in input-image pixels
+    fields: dict[str, FieldResult]
+    line_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str | bytes) -> "OcrResult":
+        d = json.loads(text)
+        d["fields"] = {k: FieldResult(**v) for k, v in d["fields"].items()}
+        return OcrResult(**d)

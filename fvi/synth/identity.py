@@ -1,0 +1,132 @@
+"""Plausible identities: Faker's vi_VN locale plus the rules a real 12-digit ID number follows."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+from faker import Faker
+
+from fvi.charset import is_encodable, normalize
+
+# Province codes used as the first three digits of the personal ID number (63 provinces, pre-2025).
+PROVINCES: dict[str, str] = {
+    "001": "Hà Nội", "002": "Hà Giang", "004": "Cao Bằng", "006": "Bắc Kạn", "008": "Tuyên Quang",
+    "010": "Lào Cai", "011": "Điện Biên", "012": "Lai Châu", "014": "Sơn La", "015": "Yên Bái",
+    "017": "Hòa Bình", "019": "Thái Nguyên", "020": "Lạng Sơn", "022": "Quảng Ninh", "024": "Bắc Giang",
+    "025": "Phú Thọ", "026": "Vĩnh Phúc", "027": "Bắc Ninh", "030": "Hải Dương", "031": "Hải Phòng",
+    "033": "Hưng Yên", "034": "Thái Bình", "035": "Hà Nam", "036": "Nam Định", "037": "Ninh Bình",
+    "038": "Thanh Hóa", "040": "Nghệ An", "042": "Hà Tĩnh", "044": "Quảng Bình", "045": "Quảng Trị",
+    "046": "Thừa Thiên Huế", "048": "Đà Nẵng", "049": "Quảng Nam", "051": "Quảng Ngãi", "052": "Bình Định",
+    "054": "Phú Yên", "056": "Khánh Hòa", "058": "Ninh Thuận", "060": "Bình Thuận", "062": "Kon Tum",
+    "064": "Gia Lai", "066": "Đắk Lắk", "067": "Đắk Nông", "068": "Lâm Đồng", "070": "Bình Phước",
+    "072": "Tây Ninh", "074": "Bình Dương", "075": "Đồng Nai", "077": "Bà Rịa - Vũng Tàu", "079": "Hồ Chí Minh",
+    "080": "Long An", "082": "Tiền Giang", "083": "Bến Tre", "084": "Trà Vinh", "086": "Vĩnh Long",
+    "087": "Đồng Tháp", "089": "An Giang", "091": "Kiên Giang", "092": "Cần Thơ", "093": "Hậu Giang",
+    "094": "Sóc Trăng", "095": "Bạc Liêu", "096": "Cà Mau",
+}
+CITY_PROVINCES = {"001", "031", "048", "079", "092"}
+NO_EXPIRY = "Không thời hạn"
+
+
+@dataclass
+class Identity:
+    id_number: str
+    full_name: str
+    date_of_birth: str
+    sex: str
+    nationality: str
+    place_of_origin: str
+    place_of_residence: str
+    date_of_expiry: str
+
+    def fields(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def century_sex_digit(birth_year: int, sex: str) -> int:
+    """Gender/century digit of the ID number: 0/1 for 1900s male/female, 2/3 for 2000s, …"""
+    century_index = (birth_year // 100) - 19
+    return century_index * 2 + (0 if sex == "Nam" else 1)
+
+
+def make_id_number(province_code: str, dob: dt.date, sex: str, rng: random.Random) -> str:
+    return f"{province_code}{century_sex_digit(dob.year, sex)}{dob.year % 100:02d}{rng.randrange(10**6):06d}"
+
+
+def expiry_for(dob: dt.date, issued: dt.date) -> str:
+    """Cards are renewed at 25, 40 and 60; one issued within two years of a milestone runs to the next,
+    and one issued at 58 or older never expires."""
+    age_at_issue = (issued - dob).days / 365.25
+    for milestone in (25, 40, 60):
+        if age_at_issue < milestone - 2:
+            try:
+                return dob.replace(year=dob.year + milestone).strftime("%d/%m/%Y")
+            except ValueError:  # born 29 February
+                return dob.replace(year=dob.year + milestone, day=28).strftime("%d/%m/%Y")
+    return NO_EXPIRY
+
+
+def _province_phrase(code: str) -> str:
+    name = PROVINCES[code]
+    return ("Thành phố " if code in CITY_PROVINCES else "Tỉnh ") + name if code != "079" else "TP. Hồ Chí Minh"
+
+
+def _district(fake: Faker, rng: random.Random) -> str:
+    kind = rng.choice(["Huyện", "Quận", "Thị xã", "Thành phố"])
+    given = fake.first_name_male if rng.random() < 0.5 else fake.first_name_female
+    return f"{kind} {fake.last_name()} {given()}" if rng.random() < 0.3 else f"{kind} {given()} {fake.first_name_male()}"
+
+
+def _commune(fake: Faker, rng: random.Random) -> str:
+    name = fake.commune()
+    name = name[0].upper() + name[1:]
+    return name
+
+
+class IdentityFactory:
+    """Deterministic for a seed: same seed, same sequence of identities."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.fake = Faker("vi_VN")
+        self.fake.seed_instance(seed)
+
+    def _name(self, sex: str) -> str:
+        f, rng = self.fake, self.rng
+        first = f.first_name_male() if sex == "Nam" else f.first_name_female()
+        middle = [m for m in (f.middle_name() for _ in range(rng.choice([0, 1, 1, 1, 2]))) if m not in ("Thị", "Văn")]
+        if sex == "Nữ" and rng.random() < 0.4:
+            middle = ["Thị"] + middle[:1]
+        elif sex == "Nam" and rng.random() < 0.3:
+            middle = ["Văn"] + middle[:1]
+        return " ".join([f.last_name(), *middle, first]).upper()
+
+    def _place(self, code: str, with_street: bool) -> str:
+        parts = [_commune(self.fake, self.rng), _district(self.fake, self.rng), _province_phrase(code)]
+        if with_street:
+            parts.insert(0, self.fake.street_address())
+        return ", ".join(parts)
+
+    def make(self) -> Identity:
+        rng = self.rng
+        while True:
+            sex = rng.choice(["Nam", "Nữ"])
+            dob = dt.date(1946, 1, 1) + dt.timedelta(days=rng.randrange((dt.date(2010, 12, 31) - dt.date(1946, 1, 1)).days))
+            issued = max(dob.replace(year=dob.year + 14) if not (dob.month == 2 and dob.day == 29) else dob.replace(year=dob.year + 14, day=28),
+                         dt.date(2021, 1, 1)) + dt.timedelta(days=rng.randrange(3 * 365))
+            origin_code = rng.choice(list(PROVINCES))
+            residence_code = origin_code if rng.random() < 0.5 else rng.choice(list(PROVINCES))
+            ident = Identity(
+                id_number=make_id_number(origin_code, dob, sex, rng),
+                full_name=self._name(sex),
+                date_of_birth=dob.strftime("%d/%m/%Y"),
+                sex=sex,
+                nationality="Việt Nam",
+                place_of_origin=self._place(origin_code, with_street=False),
+                place_of_residence=self._place(residence_code, with_street=rng.random() < 0.8),
+                date_of_expiry=expiry_for(dob, issued),
+            )
+            values = {k: normalize(v) for k, v in ident.fields().items()}
+            if all(is_encodable(v) for v in values.values()):
+                return Identity(**values)

@@ -1,0 +1,154 @@
+"""Build the cached training/validation arrays for the three models from synthetic cards.
+
+Rendering is the slow part on a 2-core machine, so it is done once, in parallel, into .npz files
+that training then reads for many epochs.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fvi import cropper, detector, reader
+from fvi.charset import CHARS, normalize
+from fvi.geometry import letterbox
+from fvi.schema import FIELD_INDEX
+from fvi.synth.card import CardRenderer, render_text_line
+from fvi.synth.identity import IdentityFactory
+from fvi.synth.photo import flatten_like_cropper, photograph, procedural_background, OUTPUT_SIZES
+
+NO_CARD_RATE = 0.06
+
+
+def _cropper_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seed, n = args
+    rng = np.random.default_rng(seed)
+    ids, renderer = IdentityFactory(seed), CardRenderer()
+    images = np.zeros((n, cropper.INPUT_SIZE, cropper.INPUT_SIZE, 3), np.uint8)
+    corners = np.zeros((n, 4, 2), np.float32)
+    has_card = np.zeros(n, bool)
+    for i in range(n):
+        w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
+        size = (int(w * 0.6), int(h * 0.6))
+        if rng.random() < NO_CARD_RATE:
+            img = np.clip(procedural_background(size[0], size[1], rng), 0, 255).astype(np.uint8)
+            images[i] = letterbox(img, cropper.INPUT_SIZE)[0]
+            continue
+        cap = photograph(renderer.render(ids.make(), rng), rng, size=size)
+        boxed, lb = letterbox(cap.image, cropper.INPUT_SIZE)
+        images[i] = boxed
+        corners[i] = lb.to_input(cap.corners)
+        has_card[i] = True
+    return images, corners, has_card
+
+
+def _flat_chunk(args: tuple[int, int]) -> tuple[np.ndarray, list, list]:
+    seed, n = args
+    rng = np.random.default_rng(seed)
+    ids, renderer = IdentityFactory(seed), CardRenderer()
+    det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
+    det_lines: list[tuple[int, int, np.ndarray]] = []
+    crops: list[tuple[np.ndarray, str]] = []
+    for i in range(n):
+        cap = photograph(renderer.render(ids.make(), rng), rng)
+        flat, lines = flatten_like_cropper(cap, rng)
+        det_images[i] = cv2.resize(flat, (detector.INPUT_W, detector.INPUT_H), interpolation=cv2.INTER_AREA)
+        for line in lines:
+            x0, y0 = line.polygon.min(0)
+            x1, y1 = line.polygon.max(0)
+            box = np.array([x0, y0, x1, y1], np.float32)
+            det_lines.append((i, FIELD_INDEX[line.field], box))
+            h = y1 - y0
+            # what the detector will hand the reader: boxes off by a few percent
+            jitter = rng.normal(0, [0.15 * h, 0.06 * h, 0.15 * h, 0.06 * h]).astype(np.float32)
+            crops.append((reader.cut_line(flat, box + jitter), line.text))
+    return det_images, det_lines, crops
+
+
+_SYLLABLE_CHARS = [c for c in CHARS if c.isalpha()]
+
+
+def _random_text(rng: np.random.Generator) -> str:
+    """Strings that cover the whole charset, including letters real names rarely use."""
+    kind = rng.random()
+    if kind < 0.5:
+        words = ["".join(rng.choice(_SYLLABLE_CHARS, int(rng.integers(1, 7)))) for _ in range(int(rng.integers(1, 7)))]
+        text = " ".join(words)
+    elif kind < 0.75:
+        text = "".join(rng.choice(list("0123456789"), int(rng.integers(2, 13))))
+        if rng.random() < 0.5:
+            text = f"{rng.integers(1, 32):02d}/{rng.integers(1, 13):02d}/{rng.integers(1930, 2100)}"
+    else:
+        text = "".join(rng.choice(CHARS, int(rng.integers(3, 30))))
+    text = normalize(text)
+    return text.upper() if rng.random() < 0.3 else text or "0"
+
+
+def _line_chunk(args: tuple[int, int]) -> list[tuple[np.ndarray, str]]:
+    seed, n = args
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        text = _random_text(rng)
+        img = render_text_line(text, rng)
+        w = int(np.clip(round(img.shape[1] * reader.INPUT_H / img.shape[0]), 8, reader.INPUT_W))
+        img = cv2.resize(img, (w, reader.INPUT_H), interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+        img = np.clip(img + rng.normal(0, rng.uniform(0, 8), img.shape), 0, 255).astype(np.uint8)
+        out.append((img, text))
+    return out
+
+
+def _run(fn, total: int, seed: int, workers: int, chunk: int = 50):
+    jobs = [(seed * 1_000_003 + k, min(chunk, total - k * chunk)) for k in range((total + chunk - 1) // chunk)]
+    with mp.Pool(workers) as pool:
+        return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=fn.__name__.strip("_"), unit="chunk"))
+
+
+def _pack_crops(crops: list[tuple[np.ndarray, str]]) -> dict:
+    images = np.zeros((len(crops), reader.INPUT_H, reader.INPUT_W), np.uint8)
+    widths = np.zeros(len(crops), np.int32)
+    for i, (img, _) in enumerate(crops):
+        widths[i] = img.shape[1]
+        images[i, :, : img.shape[1]] = img
+    return {"images": images, "widths": widths, "texts": np.array([t for _, t in crops], dtype=object)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, default=Path("data/cache"))
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cropper", type=int, default=6000)
+    ap.add_argument("--flat", type=int, default=2500)
+    ap.add_argument("--lines", type=int, default=15000)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.flat:
+        parts = _run(_flat_chunk, a.flat, a.seed, a.workers)
+        offset, det_lines, crops = 0, [], []
+        for imgs, lines, cr in parts:
+            det_lines += [(i + offset, c, b) for i, c, b in lines]
+            crops += cr
+            offset += len(imgs)
+        np.savez(a.out / f"detector_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+                 line_card=np.array([l[0] for l in det_lines], np.int32), line_class=np.array([l[1] for l in det_lines], np.int32),
+                 line_box=np.stack([l[2] for l in det_lines]).astype(np.float32))
+        np.savez(a.out / f"reader_cards_{a.split}.npz", **_pack_crops(crops))
+    if a.lines:
+        crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
+        np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))
+    if a.cropper:
+        parts = _run(_cropper_chunk, a.cropper, a.seed + 13, a.workers)
+        np.savez(a.out / f"cropper_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+                 corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
+
+
+if __name__ == "__main__":
+    main()
