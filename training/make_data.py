@@ -116,7 +116,7 @@ def _pack_crops(crops: list[tuple[np.ndarray, str]]) -> dict:
     for i, (img, _) in enumerate(crops):
         widths[i] = img.shape[1]
         images[i, :, : img.shape[1]] = img
-    return {"images": images, "widths": widths, "texts": np.array([t for _, t in crops], dtype=object)}
+    return {"images": images, "widths": widths, "texts": np.array([t for _, t in crops], dtype=str)}
 
 
 def main() -> None:

@@ -1,0 +1,48 @@
+"""Read lines → structured fields: group by field, join wrapped lines, normalise, score."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from fvi.charset import normalize
+from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult
+
+
+def normalize_field(name: str, value: str) -> str:
+    value = normalize(value)
+    if name == "id_number":
+        return re.sub(r"\D", "", value)
+    if name in ("date_of_birth", "date_of_expiry"):
+        digits = re.sub(r"\D", "", value)
+        if len(digits) == 8:
+            return f"{digits[:2]}/{digits[2:4]}/{digits[4:]}"
+        return value
+    if name == "full_name":
+        return value.upper()
+    return value
+
+
+def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.ndarray,
+             card_confidence: float, found: bool) -> OcrResult:
+    """line_meta rows: field index (−1 = padding), x0, y0, x1, y1, detector score."""
+    corner_list = [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(corners).reshape(4, 2)]
+    if not found:
+        return OcrResult(STATUS_NO_CARD, None, round(card_confidence, 4), corner_list, {}, 0)
+    grouped: dict[int, list[tuple[float, float, str, float]]] = {}
+    for (text, conf), meta in zip(texts, np.asarray(line_meta)):
+        cls = int(meta[0])
+        if cls < 0:
+            continue
+        grouped.setdefault(cls, []).append((float(meta[2]), float(meta[1]), text, conf * float(meta[5])))
+    fields: dict[str, FieldResult] = {}
+    for cls, name in enumerate(FIELDS):
+        lines = sorted(grouped.get(cls, []))
+        if not lines:
+            fields[name] = FieldResult("", 0.0, [])
+            continue
+        raw = " ".join(t for _, _, t, _ in lines)
+        conf = min(c for _, _, _, c in lines)
+        fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [t for _, _, t, _ in lines])
+    n_lines = sum(len(v) for v in grouped.values())
+    return OcrResult(STATUS_OK, CARD_TYPES[0], round(card_confidence, 4), corner_list, fields, n_lines)

@@ -1,0 +1,103 @@
+"""The pipeline as stages, and the in-process reference that runs them with onnxruntime.
+
+Each `stage_*` function is exactly what one Triton Python-backend step executes, so the served
+ensemble and `ReferencePipeline` compute the same thing by construction.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fvi import cropper, detector, reader
+from fvi.assemble import assemble
+from fvi.geometry import Letterbox, warp_card
+from fvi.image_io import decode_image
+from fvi.schema import OcrResult
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = Path(os.environ.get("FVI_MODELS", REPO_ROOT / "models"))
+LINE_META_COLUMNS = 6  # field index, x0, y0, x1, y1, detector score
+# a card has 9-10 lines; more than this is noise and would only slow the reader
+MAX_LINES = 24
+
+
+@dataclass
+class Decoded:
+    image: np.ndarray  # H x W x 3 RGB
+    cropper_input: np.ndarray  # 1 x 3 x 256 x 256
+    letterbox: np.ndarray  # scale, pad_x, pad_y
+
+
+@dataclass
+class Warped:
+    card: np.ndarray  # CARD_H x CARD_W x 3 RGB
+    detector_input: np.ndarray  # 1 x 3 x 320 x 512
+    corners: np.ndarray  # 4 x 2 image pixels
+    confidence: np.ndarray  # (1,) float32
+    found: np.ndarray  # (1,) bool
+
+
+def stage_decode(data: bytes) -> Decoded:
+    image = decode_image(data)
+    x, lb = cropper.preprocess(image)
+    return Decoded(image, x[None], lb.as_array())
+
+
+def stage_warp(image: np.ndarray, letterbox: np.ndarray, heatmaps: np.ndarray) -> Warped:
+    res = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), Letterbox.from_array(letterbox), image.shape)
+    if res.found:
+        card = warp_card(image, res.corners)
+        det = detector.preprocess(card)[None]
+    else:  # keep shapes fixed so the graph runs on; downstream steps see found=False
+        from fvi.geometry import CARD_H, CARD_W
+
+        card = np.zeros((CARD_H, CARD_W, 3), np.uint8)
+        det = np.zeros((1, 3, detector.INPUT_H, detector.INPUT_W), np.float32)
+    return Warped(card, det, res.corners.astype(np.float32), np.array([res.confidence], np.float32), np.array([res.found]))
+
+
+def stage_line_crops(card: np.ndarray, line_maps: np.ndarray, found: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Always at least one crop (a blank one, field −1, when there is no card or no line)."""
+    lines = detector.decode(line_maps.reshape(-1, detector.MAP_H, detector.MAP_W)) if found else []
+    lines = sorted(lines, key=lambda l: -l.score)[:MAX_LINES]
+    lines.sort(key=lambda l: (l.field_index, l.box[1], l.box[0]))
+    if not lines:
+        return np.zeros((1, 1, reader.INPUT_H, reader.INPUT_W), np.float32), np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
+    crops = np.stack([reader.crop_line(card, l.box) for l in lines])
+    meta = np.array([[l.field_index, *l.box, l.score] for l in lines], np.float32)
+    return crops, meta
+
+
+def stage_assemble(char_probs: np.ndarray, line_meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool) -> OcrResult:
+    return assemble(reader.decode(char_probs), line_meta, corners, confidence, found)
+
+
+def onnx_session(path: Path, intra_threads: int = 1):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class ReferencePipeline:
+    """Everything in one process: the baseline the ensemble is checked and benchmarked against."""
+
+    def __init__(self, models_dir: Path = MODELS_DIR, intra_threads: int = 1) -> None:
+        self.cropper = onnx_session(models_dir / "cropper.onnx", intra_threads)
+        self.detector = onnx_session(models_dir / "detector.onnx", intra_threads)
+        self.reader = onnx_session(models_dir / "reader.onnx", intra_threads)
+
+    def __call__(self, data: bytes) -> OcrResult:
+        d = stage_decode(data)
+        heatmaps = self.cropper.run(None, {"image": d.cropper_input})[0]
+        w = stage_warp(d.image, d.letterbox, heatmaps[0])
+        maps = self.detector.run(None, {"card": w.detector_input})[0]
+        crops, meta = stage_line_crops(w.card, maps[0], bool(w.found[0]))
+        probs = self.reader.run(None, {"line": crops})[0]
+        return stage_assemble(probs, meta, w.corners, float(w.confidence[0]), bool(w.found[0]))

@@ -1,0 +1,95 @@
+"""Triton Python-backend adapters. Each model.py in model_repository/ is one import of a class here.
+
+They only move tensors in and out; the work is the shared `fvi.pipeline` stages, so the ensemble and
+the in-process reference cannot drift. `triton_python_backend_utils` exists only inside Triton's stub,
+hence the import inside `initialize`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fvi import pipeline
+from fvi.image_io import ImageError
+
+
+def _pb():
+    import triton_python_backend_utils as pb_utils
+
+    return pb_utils
+
+
+class _Base:
+    def initialize(self, args: dict) -> None:
+        self.pb = _pb()
+        self.config = json.loads(args["model_config"])
+        self.model_dir = Path(args["model_repository"]) / args["model_version"]
+
+    def param(self, key: str, default: str) -> str:
+        return self.config.get("parameters", {}).get(key, {}).get("string_value", default)
+
+    def inp(self, request, name: str) -> np.ndarray:
+        return self.pb.get_input_tensor_by_name(request, name).as_numpy()
+
+    def out(self, **tensors: np.ndarray):
+        return self.pb.InferenceResponse(output_tensors=[self.pb.Tensor(k, v) for k, v in tensors.items()])
+
+    def error(self, message: str):
+        return self.pb.InferenceResponse(output_tensors=[], error=self.pb.TritonError(message))
+
+    def execute(self, requests):
+        return [self.handle(r) for r in requests]
+
+    def handle(self, request):
+        raise NotImplementedError
+
+
+class OnnxModel(_Base):
+    """A network run by onnxruntime; requests gathered by Triton's dynamic batcher run as one batch."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.session = pipeline.onnx_session(self.model_dir / "model.onnx", int(self.param("intra_op_threads", "1")))
+        self.input_name = self.config["input"][0]["name"]
+        self.output_name = self.config["output"][0]["name"]
+
+    def execute(self, requests):
+        arrays = [self.inp(r, self.input_name) for r in requests]
+        sizes = [len(a) for a in arrays]
+        result = self.session.run([self.output_name], {self.input_name: np.concatenate(arrays)})[0]
+        bounds = np.cumsum(sizes)[:-1]
+        return [self.out(**{self.output_name: part}) for part in np.split(result, bounds)]
+
+
+class DecodeModel(_Base):
+    def handle(self, request):
+        data = self.inp(request, "IMAGE").reshape(-1)[0]
+        try:
+            d = pipeline.stage_decode(bytes(data))
+        except ImageError as e:
+            return self.error(f"{e.code}: {e}")
+        return self.out(IMAGE_RGB=d.image, CROPPER_INPUT=d.cropper_input, LETTERBOX=d.letterbox)
+
+
+class WarpModel(_Base):
+    def handle(self, request):
+        w = pipeline.stage_warp(self.inp(request, "IMAGE_RGB"), self.inp(request, "LETTERBOX"), self.inp(request, "HEATMAPS")[0])
+        return self.out(CARD_RGB=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
+                        CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found)
+
+
+class LineCropsModel(_Base):
+    def handle(self, request):
+        crops, meta = pipeline.stage_line_crops(self.inp(request, "CARD_RGB"), self.inp(request, "LINE_MAPS")[0],
+                                                bool(self.inp(request, "CARD_FOUND")[0]))
+        return self.out(READER_INPUT=crops, LINE_META=meta)
+
+
+class AssembleModel(_Base):
+    def handle(self, request):
+        result = pipeline.stage_assemble(self.inp(request, "CHAR_PROBS"), self.inp(request, "LINE_META"),
+                                         self.inp(request, "CORNERS"), float(self.inp(request, "CARD_CONFIDENCE")[0]),
+                                         bool(self.inp(request, "CARD_FOUND")[0]))
+        return self.out(RESULT=np.array([result.to_json().encode("utf-8")], dtype=object))

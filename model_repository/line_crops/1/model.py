@@ -1,0 +1,2 @@
+"""Triton Python-backend step: thin adapter over fvi.pipeline (see fvi/triton_models.py)."""
+from fvi.triton_models import LineCropsModel as TritonPythonModel  # noqa: F401

@@ -1,0 +1,87 @@
+"""Shared training plumbing: seeding, the step loop with progress, checkpoints, model cards."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from converters.torch_to_onnx import export
+
+CACHE = Path(os.environ.get("FVI_CACHE", "data/cache"))
+RUNS = Path(os.environ.get("FVI_RUNS", "data/runs"))
+MODELS = Path(os.environ.get("FVI_MODELS", "models"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    while True:
+        order = rng.permutation(n)
+        for i in range(0, n - batch + 1, batch):
+            yield order[i : i + batch]
+
+
+def train_loop(name: str, model: torch.nn.Module, steps: int, lr: float, step_fn: Callable[[int], torch.Tensor],
+               evaluate: Callable[[], dict] | None = None, eval_every: int = 500) -> None:
+    """AdamW + one-cycle; logs a progress line every 25 steps; checkpoints at every evaluation."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    t0, running = time.time(), None
+    for step in range(1, steps + 1):
+        model.train()
+        loss = step_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if step % 25 == 0 or step == steps:
+            el = time.time() - t0
+            print(f"[{name}] step {step}/{steps} loss {running:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                  f"{el / step:.2f}s/step eta {el / step * (steps - step) / 60:.1f} min", flush=True)
+        if step % eval_every == 0 or step == steps:
+            torch.save(model.state_dict(), RUNS / f"{name}.pt")
+            if evaluate is not None:
+                model.eval()
+                with torch.no_grad():
+                    print(f"[{name}] eval @ {step}: {json.dumps(evaluate())}", flush=True)
+
+
+def write_model_card(name: str, title: str, metrics: dict, export_info: dict, train_args: dict, notes: str) -> Path:
+    """models/<name>.md: what data, which seed, which command, which numbers (all on synthetic data)."""
+    card = MODELS / f"{name}.md"
+    cmd = " ".join(["python -m", f"training.{name}", *sys.argv[1:]])
+    lines = [
+        f"# {title}", "",
+        "All figures are measured on **synthetic** cards rendered by this project (`fvi.synth`); no real ID card",
+        "was used for training or evaluation.", "",
+        "## Training", "",
+        f"- command: `python -m training.{name} train {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in train_args.items())}`",
+        "- data: `python -m training.make_data` caches (see Makefile target `train-data`), train split seed 1, validation split seed 2",
+        f"- seed: {train_args.get('seed')}", "",
+        "## Held-out metrics (validation split, never trained on)", "",
+        *[f"- {k}: {v}" for k, v in metrics.items()], "",
+        "## Export", "",
+        f"- exported by: `{cmd}`",
+        *[f"- {k}: {v}" for k, v in export_info.items()], "",
+        notes, "",
+    ]
+    card.write_text("\n".join(lines), encoding="utf-8")
+    (MODELS / f"{name}.metrics.json").write_text(json.dumps({"metrics": metrics, "export": export_info, "train_args": train_args}, indent=2))
+    return card
+
+
+__all__ = ["CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]

@@ -1,0 +1,167 @@
+"""Cropper: train / evaluate / export. Corner heatmaps with CenterNet-style focal loss."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from fvi import cropper
+from fvi.geometry import Letterbox
+from training.common import CACHE, MODELS, RUNS, batches, export, seed_everything, train_loop, write_model_card
+from training.nets import CropperNet, WithSigmoid
+
+SIGMA = 1.5  # heatmap gaussian, in cells
+
+
+def heatmap_targets(corners: np.ndarray, has_card: np.ndarray) -> np.ndarray:
+    n = cropper.HEATMAP_SIZE
+    ys, xs = np.mgrid[0:n, 0:n].astype(np.float32)
+    out = np.zeros((len(corners), 4, n, n), np.float32)
+    cells = cropper.corner_to_cell(corners)
+    for i in np.nonzero(has_card)[0]:
+        for k in range(4):
+            cx, cy = cells[i, k]
+            out[i, k] = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * SIGMA**2))
+    return out
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.ge(0.99).float()
+    pos_loss = -torch.log(p) * (1 - p) ** 2 * pos
+    neg_loss = -torch.log(1 - p) * p**2 * (1 - target) ** 4 * (1 - pos)
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1.0)
+
+
+def _augment(images: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Quarter turns keep each corner's class (it belongs to the card, not the frame); plus photometric jitter."""
+    out_img, out_c = np.empty_like(images), corners.copy()
+    s = cropper.INPUT_SIZE
+    for i in range(len(images)):
+        k = int(rng.integers(4))
+        out_img[i] = np.rot90(images[i], k)
+        for _ in range(k):  # rot90 (counter-clockwise): (x, y) -> (y, s - x)
+            out_c[i] = np.stack([out_c[i][:, 1], s - out_c[i][:, 0]], axis=1)
+    return out_img, out_c
+
+
+def _to_tensor(images: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+    x = images.astype(np.float32) / 255.0
+    if rng is not None:
+        x = x * rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32) + rng.uniform(-0.15, 0.15, (len(x), 1, 1, 3)).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray((x - 0.5).transpose(0, 3, 1, 2)))
+
+
+def evaluate_arrays(predict, images: np.ndarray, corners: np.ndarray, has_card: np.ndarray) -> dict:
+    """Corner error (% of card diagonal), orientation, no-card detection, on letterboxed inputs."""
+    errs, oriented, found, nocard_ok = [], [], [], []
+    ident = Letterbox(1.0, 0.0, 0.0)
+    for i in range(0, len(images), 64):
+        hm = predict(images[i : i + 64])
+        for j, h in enumerate(hm):
+            idx = i + j
+            res = cropper.decode(h, ident, (cropper.INPUT_SIZE, cropper.INPUT_SIZE))
+            if not has_card[idx]:
+                nocard_ok.append(not res.found)
+                continue
+            found.append(res.found)
+            gt = corners[idx]
+            diag = float(np.linalg.norm(gt[0] - gt[2]))
+            d = np.linalg.norm(res.corners - gt, axis=1) / diag
+            errs.append(d)
+            # orientation right: every predicted corner is nearest to its own ground-truth corner
+            dist = np.linalg.norm(res.corners[:, None] - gt[None], axis=2)
+            oriented.append(bool((dist.argmin(1) == np.arange(4)).all()))
+    errs = np.array(errs)
+    return {
+        "cards": int(has_card.sum()), "card_free_images": int((~has_card).sum()),
+        "mean_corner_error_pct_diag": round(float(errs.mean() * 100), 3),
+        "cards_all_corners_within_3pct": round(float((errs.max(1) < 0.03).mean()), 4),
+        "orientation_accuracy": round(float(np.mean(oriented)), 4),
+        "card_found_rate": round(float(np.mean(found)), 4),
+        "no_card_recognised_rate": round(float(np.mean(nocard_ok)), 4) if nocard_ok else None,
+    }
+
+
+def _load(split: str):
+    d = np.load(CACHE / f"cropper_{split}.npz")
+    return d["images"], d["corners"], d["has_card"]
+
+
+def _torch_predict(model):
+    def predict(images):
+        with torch.no_grad():
+            return torch.sigmoid(model(_to_tensor(images))).numpy()
+    return predict
+
+
+def train(a) -> None:
+    seed_everything(a.seed)
+    torch.set_num_threads(a.threads)
+    images, corners, has_card = _load("train")
+    vimg, vcor, vhas = _load("val")
+    rng = np.random.default_rng(a.seed)
+    model = CropperNet()
+    it = batches(len(images), a.batch, rng)
+
+    def step(_: int) -> torch.Tensor:
+        idx = next(it)
+        img, cor = _augment(images[idx], corners[idx], rng)
+        target = torch.from_numpy(heatmap_targets(cor, has_card[idx]))
+        return focal_loss(model(_to_tensor(img, rng)), target)
+
+    train_loop("cropper", model, a.steps, a.lr, step, lambda: evaluate_arrays(_torch_predict(model), vimg, vcor, vhas), a.eval_every)
+    (RUNS / "cropper.args.json").write_text(json.dumps(vars(a) | {"command": None}))
+
+
+def _load_trained() -> CropperNet:
+    model = CropperNet()
+    model.load_state_dict(torch.load(RUNS / "cropper.pt"))
+    return model.eval()
+
+
+def evaluate(a) -> dict:
+    import onnxruntime as ort
+
+    vimg, vcor, vhas = _load("val")
+    sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
+    m = evaluate_arrays(lambda ims: sess.run(None, {"image": _to_tensor(ims).numpy()})[0], vimg, vcor, vhas)
+    print(json.dumps(m, indent=2))
+    return m
+
+
+def export_cmd(a) -> None:
+    model = _load_trained()
+    vimg, _, _ = _load("val")
+    info = export(WithSigmoid(model), _to_tensor(vimg[:4]), MODELS / "cropper.onnx", "image", "heatmaps")
+    a.onnx = MODELS / "cropper.onnx"
+    metrics = evaluate(a)
+    args = json.loads((RUNS / "cropper.args.json").read_text())
+    write_model_card("cropper", "Cropper — card corners (4 classes) on a 256×256 letterboxed photo", metrics, info,
+                     {k: args[k] for k in ("steps", "batch", "lr", "seed")},
+                     "Input `image` float32 (N, 3, 256, 256): RGB/255 − 0.5, letterboxed (fvi.cropper.preprocess). "
+                     "Output `heatmaps` float32 (N, 4, 64, 64): probability of TL, TR, BR, BL at stride 4 "
+                     "(fvi.cropper.decode).")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--steps", type=int, default=2500)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--eval-every", type=int, default=500)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--onnx", default=str(MODELS / "cropper.onnx"))
+    sub.add_parser("export")
+    a = ap.parse_args()
+    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

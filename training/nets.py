@@ -1,0 +1,96 @@
+"""The three networks: small plain conv nets sized for CPU training and CPU/GPU serving."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from fvi.charset import NUM_CLASSES
+from fvi.schema import FIELDS
+
+
+def cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=dilation * (k // 2), dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _UNetLite(nn.Module):
+    """Encoder to stride 16 with dilated context, decoder back to stride 4 (heatmaps/maps)."""
+
+    def __init__(self, cin: int, widths: tuple[int, int, int, int], cout: int) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.s2 = cbr(cin, w1, 2)
+        self.s4 = nn.Sequential(cbr(w1, w2, 2), cbr(w2, w2))
+        self.s8 = nn.Sequential(cbr(w2, w3, 2), cbr(w3, w3))
+        self.s16 = nn.Sequential(cbr(w3, w4, 2), cbr(w4, w4), cbr(w4, w4, dilation=2), cbr(w4, w4, dilation=4))
+        self.lat8 = cbr(w3, w3, k=1)
+        self.up8 = cbr(w4, w3, k=1)
+        self.fuse8 = cbr(w3, w3)
+        self.lat4 = cbr(w2, w3, k=1)
+        self.fuse4 = cbr(w3, w2)
+        self.head = nn.Conv2d(w2, cout, 1)
+        nn.init.constant_(self.head.bias, -2.19)  # start at p≈0.1: maps are mostly background
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c4 = self.s4(self.s2(x))
+        c8 = self.s8(c4)
+        c16 = self.s16(c8)
+        p8 = self.fuse8(self.lat8(c8) + F.interpolate(self.up8(c16), scale_factor=2.0, mode="nearest"))
+        p4 = self.fuse4(self.lat4(c4) + F.interpolate(p8, scale_factor=2.0, mode="nearest"))
+        return self.head(p4)
+
+
+class CropperNet(_UNetLite):
+    """(B, 3, 256, 256) → (B, 4, 64, 64) corner logits, one channel per corner class."""
+
+    def __init__(self) -> None:
+        super().__init__(3, (16, 32, 48, 96), 4)
+
+
+class DetectorNet(_UNetLite):
+    """(B, 3, 320, 512) → (B, len(FIELDS), 80, 128) text-line logits per field class."""
+
+    def __init__(self) -> None:
+        super().__init__(3, (16, 24, 48, 64), len(FIELDS))
+
+
+class ReaderNet(nn.Module):
+    """(B, 1, 32, 512) → (B, 128, NUM_CLASSES) CTC logits: conv features, height collapsed, BiLSTM."""
+
+    def __init__(self, hidden: int = 96) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            cbr(1, 16), nn.MaxPool2d(2, 2),  # 16 x 256
+            cbr(16, 32), nn.MaxPool2d(2, 2),  # 8 x 128
+            cbr(32, 64), cbr(64, 64), nn.MaxPool2d((2, 1), (2, 1)),  # 4 x 128
+            cbr(64, 96), cbr(96, 96), nn.MaxPool2d((2, 1), (2, 1)),  # 2 x 128
+            nn.Conv2d(96, 128, (2, 1), bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),  # 1 x 128
+        )
+        self.rnn = nn.LSTM(128, hidden, batch_first=True, bidirectional=True)
+        self.classifier = nn.Linear(2 * hidden, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x).squeeze(2).permute(0, 2, 1)  # B, T, 192
+        f, _ = self.rnn(f)
+        return self.classifier(f)
+
+
+class WithSigmoid(nn.Module):
+    """What gets exported for the map nets: probabilities, so every consumer decodes the same way."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
+class WithSoftmax(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=-1)

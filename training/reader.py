@@ -1,0 +1,134 @@
+"""Reader: train / evaluate / export. Conv + BiLSTM + CTC over the full Vietnamese charset."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fvi import charset, reader
+from training.common import CACHE, MODELS, RUNS, batches, export, seed_everything, train_loop, write_model_card
+from training.nets import ReaderNet, WithSoftmax
+
+
+def _load(split: str, kinds=("cards", "lines")):
+    parts = [np.load(CACHE / f"reader_{k}_{split}.npz", allow_pickle=True) for k in kinds]
+    images = np.concatenate([p["images"] for p in parts])
+    widths = np.concatenate([p["widths"] for p in parts])
+    texts = [str(t) for p in parts for t in p["texts"]]
+    return images, widths, texts
+
+
+def _to_tensor(images: np.ndarray, widths: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+    out = np.zeros((len(images), 1, reader.INPUT_H, reader.INPUT_W), np.float32)
+    for i, (img, w) in enumerate(zip(images, widths)):
+        line = img[:, :w]
+        if rng is not None and rng.random() < 0.3:  # widths the detector may produce: squeeze or stretch a little
+            nw = int(np.clip(w * rng.uniform(0.85, 1.15), 8, reader.INPUT_W))
+            import cv2
+
+            line = cv2.resize(line, (nw, reader.INPUT_H), interpolation=cv2.INTER_AREA)
+        out[i] = reader.normalize_line(line)
+    if rng is not None:
+        out += rng.normal(0, 0.05, out.shape).astype(np.float32)
+    return torch.from_numpy(out)
+
+
+def cer(pred: str, truth: str) -> int:
+    """Levenshtein distance in characters."""
+    prev = list(range(len(truth) + 1))
+    for i, a in enumerate(pred, 1):
+        cur = [i]
+        for j, b in enumerate(truth, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b)))
+        prev = cur
+    return prev[-1]
+
+
+def evaluate_arrays(predict, images, widths, texts) -> dict:
+    edits = chars = right = 0
+    for i in range(0, len(images), 128):
+        probs = predict(images[i : i + 128], widths[i : i + 128])
+        for (text, _), truth in zip(reader.decode(probs), texts[i : i + 128]):
+            edits += cer(text, truth)
+            chars += len(truth)
+            right += text == truth
+    return {"lines": len(texts), "cer": round(edits / max(1, chars), 5), "line_accuracy": round(right / max(1, len(texts)), 4)}
+
+
+def train(a) -> None:
+    seed_everything(a.seed)
+    torch.set_num_threads(a.threads)
+    images, widths, texts = _load("train")
+    labels = [charset.encode(t) for t in texts]
+    vcards = _load("val", ("cards",))
+    rng = np.random.default_rng(a.seed)
+    model = ReaderNet()
+    ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True)
+    it = batches(len(images), a.batch, rng)
+
+    def step(_: int) -> torch.Tensor:
+        idx = next(it)
+        logits = model(_to_tensor(images[idx], widths[idx], rng))
+        log_probs = F.log_softmax(logits, dim=-1).permute(1, 0, 2)  # T, B, C
+        targets = torch.tensor([c for i in idx for c in labels[i]], dtype=torch.long)
+        target_lengths = torch.tensor([len(labels[i]) for i in idx], dtype=torch.long)
+        input_lengths = torch.full((len(idx),), log_probs.shape[0], dtype=torch.long)
+        return ctc(log_probs, targets, input_lengths, target_lengths)
+
+    def predict(ims, ws):
+        return torch.softmax(model(_to_tensor(ims, ws)), -1).numpy()
+
+    train_loop("reader", model, a.steps, a.lr, step, lambda: evaluate_arrays(predict, *vcards), a.eval_every)
+    (RUNS / "reader.args.json").write_text(json.dumps(vars(a)))
+
+
+def evaluate(a) -> dict:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
+    predict = lambda ims, ws: sess.run(None, {"line": _to_tensor(ims, ws).numpy()})[0]  # noqa: E731
+    m = {"card_line_crops": evaluate_arrays(predict, *_load("val", ("cards",))),
+         "rendered_lines": evaluate_arrays(predict, *_load("val", ("lines",)))}
+    print(json.dumps(m, indent=2))
+    return m
+
+
+def export_cmd(a) -> None:
+    model = ReaderNet()
+    model.load_state_dict(torch.load(RUNS / "reader.pt"))
+    ims, ws, _ = _load("val", ("cards",))
+    info = export(WithSoftmax(model.eval()), _to_tensor(ims[:8], ws[:8]), MODELS / "reader.onnx", "line", "char_probs")
+    a.onnx = MODELS / "reader.onnx"
+    metrics = evaluate(a)
+    args = json.loads((RUNS / "reader.args.json").read_text())
+    write_model_card("reader", "Reader — one text line to Vietnamese text (CTC)", metrics, info,
+                     {k: args[k] for k in ("steps", "batch", "lr", "seed")},
+                     f"Input `line` float32 (N, 1, 32, 512): grey line crop, contrast-normalised, zero-padded right "
+                     f"(fvi.reader.crop_line). Output `char_probs` float32 (N, 128, {charset.NUM_CLASSES}): softmax "
+                     f"over blank + charset `{charset.CHARSET_VERSION}` (fvi.charset), greedy CTC decoding. "
+                     "`card_line_crops` are lines cut from photographed cards warped with cropper-like corner error "
+                     "and detector-like box jitter; `rendered_lines` are random strings over the whole charset.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--eval-every", type=int, default=500)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--onnx", default=str(MODELS / "reader.onnx"))
+    sub.add_parser("export")
+    a = ap.parse_args()
+    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
