@@ -1,0 +1,42 @@
+# FVI on Triton. The two commands of a fresh machine: `make serve` and `make test`.
+PY := .venv/bin/python
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup setup-train engines serve triton gateway test test-fast bench train train-data dataset clean
+
+setup:            ## apt packages, virtualenv, tritonserver binary, perf_analyzer (idempotent)
+	bash scripts/setup.sh serve
+
+setup-train: setup ## + PyTorch CPU for training
+	bash scripts/setup.sh train
+
+engines: setup    ## committed ONNX -> model_repository/*/1 (validated); TensorRT plans where a GPU exists
+	$(PY) -m converters.install_engines
+
+serve: engines    ## embedded tritonserver + FastAPI gateway on :8080 (Ctrl-C stops both)
+	$(PY) -m gateway.serve
+
+triton: engines   ## only the embedded tritonserver (gRPC :8001, HTTP :8000, metrics :8002)
+	$(PY) -m fvi.triton_launcher
+
+test: engines     ## the whole suite, end-to-end tests included (starts and stops its own servers)
+	$(PY) -m pytest -q
+
+test-fast: engines ## unit tests only
+	$(PY) -m pytest -q -m "not e2e"
+
+bench: engines    ## perf_analyzer on fvi_ensemble + in-process reference -> reports/bench.md
+	$(PY) -m bench.run
+
+train-data: setup-train ## cached synthetic training data (data/cache)
+	$(PY) -m training.make_data --split train --seed 1 --flat 3000 --lines 20000 --cropper 8000
+	$(PY) -m training.make_data --split val --seed 2 --flat 200 --lines 1000 --cropper 400
+
+train: setup-train ## train + export all three models into models/ (about an hour on 2 CPU cores)
+	bash training/train_all.sh
+
+dataset: setup    ## a labelled set of photographed cards: make dataset OUT=data/cards N=100 SEED=7
+	$(PY) -m fvi.synth.dataset --out $(or $(OUT),data/cards) --count $(or $(N),100) --seed $(or $(SEED),7)
+
+clean:
+	rm -rf run reports/tmp model_repository/*/1/model.onnx model_repository/*/1/model.plan

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install everything FVI needs on a fresh Debian 12 machine: apt packages, a virtualenv with pinned
+# packages, the tritonserver binary (nvidia-pytriton wheel) and perf_analyzer (tritonclient 2.48 wheel).
+# Idempotent: a second run only checks. Usage: scripts/setup.sh [serve|train]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KIND=${1:-serve}
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+STAMP="$VENV/.fvi-setup-$KIND"
+
+APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-noto-core fonts-liberation2 fonts-roboto fonts-freefont-ttf"
+missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
+if [ -n "$missing" ]; then
+  echo "setup: installing apt packages: $missing"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements/serve.txt ] && [ "$STAMP" -nt requirements/train.txt ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/pip" install -q --upgrade pip
+"$VENV/bin/pip" install -q -r "requirements/$KIND.txt"
+# the server binary only: pytriton's Python API (and its numpy/tritonclient pins) is not used
+"$VENV/bin/pip" install -q --no-deps nvidia-pytriton==0.7.0
+"$VENV/bin/pip" install -q --no-deps -e .
+# perf_analyzer: the binary inside tritonclient 2.48.0's wheel runs on glibc 2.36 (newer ones need 2.38)
+if [ ! -x "$VENV/bin/perf_analyzer" ]; then
+  tmp=$(mktemp -d)
+  "$VENV/bin/pip" download -q --no-deps -d "$tmp" tritonclient==2.48.0 --platform manylinux1_x86_64 --only-binary=:all:
+  "$VENV/bin/python" - "$tmp" "$VENV/bin/perf_analyzer" <<'PY'
+import sys, zipfile, glob, os
+whl = glob.glob(os.path.join(sys.argv[1], "tritonclient-2.48.0-*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    data = z.read("tritonclient-2.48.0.data/data/bin/perf_analyzer")
+with open(sys.argv[2], "wb") as f:
+    f.write(data)
+os.chmod(sys.argv[2], 0o755)
+PY
+  rm -rf "$tmp"
+fi
+touch "$STAMP"
+echo "setup: $KIND environment ready in $VENV"
