@@ -1,0 +1,126 @@
+"""The shared core on its own: charset, identity rules, geometry, detector/reader pre/post-processing."""
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+
+import numpy as np
+import pytest
+
+from fvi import charset, cropper, detector, reader
+from fvi.assemble import assemble, normalize_field
+from fvi.geometry import CARD_CORNERS, Letterbox, letterbox, quad_is_plausible, warp_card
+from fvi.schema import FIELDS, OcrResult
+from fvi.synth.identity import PROVINCES, IdentityFactory, century_sex_digit, expiry_for
+
+
+def test_charset_has_every_vietnamese_letter_in_nfc():
+    for word in ["NGUYỄN", "Đặng", "thường trú", "Quê quán", "Hưng Yên", "Ỷ", "ỵ", "ữ", "Ặ"]:
+        assert charset.is_encodable(word), word
+        assert all(unicodedata.is_normalized("NFC", c) for c in word)
+    # decomposed input is normalised, not rejected
+    assert charset.encode(unicodedata.normalize("NFD", "Nguyễn")) == charset.encode("Nguyễn")
+    with pytest.raises(ValueError, match="outside the reader charset"):
+        charset.encode("Straße")
+
+
+def test_ctc_decoding_collapses_repeats_and_blanks():
+    text = "Hà Nội 01"
+    ids = charset.encode(text)
+    seq = []
+    for i in ids:  # each char twice, then a blank: what a CTC net emits
+        seq += [i, i, charset.BLANK]
+    probs = np.full((len(seq), charset.NUM_CLASSES), 1e-4, np.float32)
+    probs[np.arange(len(seq)), seq] = 0.9
+    decoded, conf, per_char = charset.ctc_greedy_decode(probs)
+    assert decoded == text and len(per_char) == len(text)
+    assert 0 < conf <= 0.9 ** len(text) + 1e-6
+
+
+def test_identity_follows_id_number_rules():
+    ids = IdentityFactory(123)
+    for _ in range(50):
+        p = ids.make()
+        dob = dt.datetime.strptime(p.date_of_birth, "%d/%m/%Y").date()
+        assert len(p.id_number) == 12 and p.id_number.isdigit()
+        assert p.id_number[:3] in PROVINCES
+        assert int(p.id_number[3]) == century_sex_digit(dob.year, p.sex)
+        assert p.id_number[4:6] == f"{dob.year % 100:02d}"
+        assert p.sex in ("Nam", "Nữ") and p.full_name == p.full_name.upper()
+        assert all(charset.is_encodable(v) for v in p.fields().values())
+    assert IdentityFactory(5).make() == IdentityFactory(5).make()
+
+
+def test_expiry_rules():
+    dob = dt.date(2000, 5, 17)
+    assert expiry_for(dob, dt.date(2021, 6, 1)) == "17/05/2025"
+    assert expiry_for(dob, dt.date(2023, 6, 1)) == "17/05/2040"  # 23: within 2 years of 25, runs to 40
+    assert expiry_for(dt.date(1950, 1, 1), dt.date(2022, 1, 1)) == "Không thời hạn"
+
+
+def test_letterbox_maps_points_both_ways():
+    img = np.zeros((480, 640, 3), np.uint8)
+    boxed, lb = letterbox(img, 256)
+    assert boxed.shape == (256, 256, 3)
+    pts = np.array([[0, 0], [640, 480], [320, 100]], np.float32)
+    assert np.allclose(lb.to_image(lb.to_input(pts)), pts, atol=1e-3)
+    assert np.allclose(Letterbox.from_array(lb.as_array()).as_array(), lb.as_array())
+
+
+def test_warp_card_inverts_a_known_homography():
+    import cv2
+
+    yy, xx = np.mgrid[0:504, 0:800]
+    card = np.dstack([xx * 255 // 800, yy * 255 // 504, ((xx // 80 + yy // 80) % 2) * 200]).astype(np.uint8)
+
+    corners = np.array([[100, 80], [700, 120], [680, 500], [90, 460]], np.float32)
+    m = cv2.getPerspectiveTransform(CARD_CORNERS, corners)
+    photo = cv2.warpPerspective(card, m, (800, 600))
+    flat = warp_card(photo, corners)
+    assert np.abs(flat[50:-50, 50:-50].astype(int) - card[50:-50, 50:-50].astype(int)).mean() < 8
+    assert quad_is_plausible(corners, photo.shape)
+    assert not quad_is_plausible(corners[[0, 2, 1, 3]], photo.shape)  # self-intersecting
+
+
+def test_cropper_decode_finds_peaks_with_subcell_precision():
+    n = cropper.HEATMAP_SIZE
+    ys, xs = np.mgrid[0:n, 0:n]
+    truth = np.array([[40.3, 50.0], [200.0, 60.6], [210.2, 190.0], [30.0, 180.0]], np.float32)
+    cells = cropper.corner_to_cell(truth)
+    hm = np.stack([np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 2.0) for cx, cy in cells]).astype(np.float32)
+    res = cropper.decode(hm, Letterbox(1.0, 0.0, 0.0), (256, 256))
+    assert res.found and np.abs(res.corners - truth).max() < 1.0
+    assert not cropper.decode(hm * 0.1, Letterbox(1.0, 0.0, 0.0), (256, 256)).found
+
+
+def test_detector_targets_decode_back_to_line_boxes():
+    boxes = [(0, np.array([400, 186, 640, 230], np.float32)), (6, np.array([668, 496, 960, 530], np.float32)),
+             (6, np.array([272, 542, 800, 576], np.float32) * [1, 504 / 630, 1, 504 / 630])]
+    boxes = [(k, b * np.array([0.8, 0.8, 0.8, 0.8], np.float32)) for k, b in boxes]
+    lines = detector.decode(detector.render_targets(boxes))
+    assert [l.field for l in lines] == [FIELDS[0], FIELDS[6], FIELDS[6]]
+    from fvi.geometry import box_iou
+
+    for line, (_, box) in zip(lines, sorted(boxes, key=lambda kb: (kb[0], kb[1][1]))):
+        assert box_iou(line.box, box) > 0.6
+
+
+def test_reader_crop_is_fixed_size_and_normalised():
+    card = np.full((504, 800, 3), 200, np.uint8)
+    card[200:230, 300:500] = 20
+    crop = reader.crop_line(card, np.array([300, 200, 500, 230], np.float32))
+    assert crop.shape == (1, reader.INPUT_H, reader.INPUT_W)
+    assert abs(float(crop[0, :, :200].mean())) < 1.0
+
+
+def test_assemble_joins_wrapped_lines_and_normalises():
+    meta = np.array([[6, 500, 300, 700, 330, 0.9], [6, 200, 340, 700, 370, 0.95], [0, 300, 100, 500, 130, 1.0],
+                     [-1, 0, 0, 0, 0, 0]], np.float32)
+    texts = [("Xã An Phú,", 0.99), ("Tỉnh Bắc Ninh", 0.9), ("0 01 2 03004567", 0.98), ("", 0.0)]
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True)
+    assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
+    assert res.fields["place_of_residence"].confidence == pytest.approx(0.9 * 0.95, abs=1e-4)
+    assert res.fields["id_number"].value == "001203004567"
+    assert res.fields["full_name"].value == "" and res.fields["full_name"].confidence == 0.0
+    assert OcrResult.from_json(res.to_json()) == res
+    assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"

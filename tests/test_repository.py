@@ -1,0 +1,92 @@
+"""The Triton model repository: every config parses with Triton's own schema, the ensemble is wired
+consistently, and `make engines` validates and installs the committed ONNX models idempotently."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from converters.install_engines import NETS, config_variants, install, load_config, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO = ROOT / "model_repository"
+MODELS = ROOT / "models"
+
+
+def _configs():
+    return {p.parent.name: load_config(p) for p in REPO.glob("*/config.pbtxt")}
+
+
+def test_every_config_variant_parses_and_names_its_folder():
+    for model_dir in REPO.iterdir():
+        for variant, cfg in config_variants(model_dir).items():
+            assert cfg.name == model_dir.name, f"{model_dir.name}/{variant}"
+
+
+def test_design_card_models_exist():
+    assert {"cropper", "detector", "reader", "fvi_ensemble"} <= set(_configs())
+
+
+def test_ensemble_steps_agree_with_composing_models():
+    cfgs = _configs()
+    ens = cfgs["fvi_ensemble"]
+    produced = {t.name: t for t in ens.input}
+    for step in ens.ensemble_scheduling.step:
+        model = cfgs[step.model_name]
+        inputs = {t.name: t for t in model.input}
+        outputs = {t.name: t for t in model.output}
+        for key, tensor in step.input_map.items():
+            assert key in inputs, f"{step.model_name} has no input {key}"
+            assert tensor in produced, f"{step.model_name}.{key} reads {tensor} before any step produces it"
+            src = produced[tensor]
+            assert src.data_type == inputs[key].data_type, f"{tensor} type mismatch into {step.model_name}"
+            src_dims = list(src.dims)
+            want = ([-1] if model.max_batch_size > 0 else []) + list(inputs[key].dims)
+            if model.max_batch_size > 0 and src_dims and src_dims[0] != -1:
+                want[0] = src_dims[0]  # a step emitting a fixed leading 1 feeds a batching net as batch 1
+            assert len(src_dims) == len(want) and all(a == b or -1 in (a, b) for a, b in zip(src_dims, want)), \
+                f"{tensor}: {src_dims} into {step.model_name}.{key} {want}"
+        for key, tensor in step.output_map.items():
+            assert key in outputs, f"{step.model_name} has no output {key}"
+            out = outputs[key]
+            dims = ([-1] if model.max_batch_size > 0 else []) + list(out.dims)
+            produced[tensor] = type(out)(name=tensor, data_type=out.data_type, dims=dims)
+    for out in ens.output:
+        assert out.name in produced, f"ensemble output {out.name} is never produced"
+
+
+def test_nets_batch_dynamically():
+    cfgs = _configs()
+    for net in NETS:
+        assert cfgs[net].max_batch_size > 0 and cfgs[net].HasField("dynamic_batching"), net
+        variants = config_variants(REPO / net)
+        assert {"config.pbtxt", "configs/onnxruntime.pbtxt", "configs/tensorrt.pbtxt"} <= set(variants)
+        io = {v: ([(t.name, list(t.dims)) for t in c.input], [(t.name, list(t.dims)) for t in c.output]) for v, c in variants.items()}
+        assert len({repr(x) for x in io.values()}) == 1, f"{net}: variants disagree on inputs/outputs: {io}"
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_committed_onnx_fits_every_config(net):
+    assert validate(MODELS / f"{net}.onnx", REPO / net) == []
+
+
+def test_validation_reports_a_mismatch(tmp_path):
+    model_dir = tmp_path / "reader"
+    shutil.copytree(REPO / "reader", model_dir, ignore=shutil.ignore_patterns("*.onnx", "*.plan"))
+    cfg = model_dir / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("dims: [ 1, 32, 512 ]", "dims: [ 1, 48, 512 ]"))
+    problems = validate(MODELS / "reader.onnx", model_dir)
+    assert problems and "dims" in problems[0]
+
+
+def test_install_is_idempotent(tmp_path):
+    repo = tmp_path / "model_repository"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns("*.onnx", "*.plan"))
+    assert install(MODELS, repo) == 0
+    assert all((repo / n / "1" / "model.onnx").exists() for n in NETS)
+    out = subprocess.run([sys.executable, "-m", "converters.install_engines", "--repository", str(repo)],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.count("up to date") == len(NETS) and "TensorRT plans" in out
