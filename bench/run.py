@@ -1,0 +1,519 @@
+"""Benchmark fvi_ensemble on the real tritonserver with perf_analyzer, against the in-process pipeline.
+
+    python -m bench.run [--cards 16] [--concurrency 1,2,4] [--out reports]
+
+Why both: the ensemble adds gRPC, tensor copies between seven models and dynamic-batching queue
+delays, and earns cross-request batching of the three networks; the in-process ReferencePipeline
+(same ONNX files, same stage code) is the floor that overhead is measured against.
+
+Steps: synthetic cards (fixed seed, kept in memory; only perf_analyzer's input JSON is written, to
+<out>/tmp which git ignores) -> own TritonServer -> one warm-up pass with the gRPC client (also
+records what the ensemble returns) -> per concurrency: Triton statistics snapshot, perf_analyzer
+(gRPC, count windows), snapshot again, so per-model queue/compute times and executed batch sizes
+are exact deltas for that run -> server stopped -> ReferencePipeline on the same JPEGs, sequential
+and with as many threads as the best concurrency -> <out>/bench.md and <out>/bench.json.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fvi.triton_launcher import MODEL_REPOSITORY, NET_MODELS, REPO_ROOT, TritonServer
+
+MODEL = "fvi_ensemble"
+BENCH_SEED = 9100  # not a training seed (1, 2) nor a test seed (4242+): cards the models never saw
+COMPOSING_ORDER = ("decode", "cropper", "card_warp", "detector", "line_crops", "reader", "assemble")
+PA_STABILITY = 25  # percent; a shared 2-core box never gets within perf_analyzer's default 10 %
+
+
+# ---------------------------------------------------------------- machine and inputs
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers depend on: cores actually usable, CPU model, load (a training job may share it)."""
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
+                value = line.split(":", 1)[1].strip()
+                if value and not value.isdigit():
+                    cpu_model = value
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem_gib = round(kb / 2**20, 1)
+    except (OSError, AttributeError):
+        pass
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": mem_gib,
+        "loadavg_start": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def software_info() -> dict[str, Any]:
+    import onnxruntime
+
+    info: dict[str, Any] = {"onnxruntime": onnxruntime.__version__}
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        info["git_commit"] = rev.stdout.strip() + (" (uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        info["git_commit"] = "unknown"
+    # which weights were measured matters (placeholder vs trained): hash what the server loads
+    info["models"] = {}
+    for name in NET_MODELS:
+        p = MODEL_REPOSITORY / name / "1" / "model.onnx"
+        if p.exists():
+            info["models"][name] = {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()[:16], "bytes": p.stat().st_size}
+    return info
+
+
+def make_cards(count: int, seed: int) -> list[tuple[str, bytes]]:
+    """(name, JPEG bytes) of photographed synthetic cards, deterministic for the seed."""
+    from fvi.synth.dataset import generate
+
+    return [(s.name, s.capture.jpeg) for s in generate(count, seed)]
+
+
+def write_input_data(cards: Sequence[tuple[str, bytes]], path: Path) -> Path:
+    """perf_analyzer --input-data JSON: one entry per card, cycled through by perf_analyzer.
+
+    perf_analyzer copies a "b64" payload verbatim as the tensor's raw bytes, and Triton's raw format
+    for a BYTES element is a 4-byte little-endian length followed by the bytes: without the prefix
+    the server reads the JPEG's first 4 bytes as a length ("incomplete string data").
+    """
+    data = [{"IMAGE": {"b64": base64.b64encode(struct.pack("<I", len(j)) + j).decode("ascii"), "shape": [1]}}
+            for _, j in cards]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"data": data}))
+    return path
+
+
+# ---------------------------------------------------------------- perf_analyzer
+
+def perf_analyzer_binary() -> Path:
+    p = Path(sys.executable).parent / "perf_analyzer"
+    if not p.exists():
+        raise RuntimeError(f"{p} not found: run 'make setup' (it installs perf_analyzer into the virtualenv)")
+    return p
+
+
+def perf_analyzer_env() -> dict[str, str]:
+    """perf_analyzer links libcudart even on CPU; the nvidia-cuda-runtime-cu12 wheel provides it."""
+    try:
+        import nvidia.cuda_runtime
+    except ImportError as e:
+        raise RuntimeError("nvidia-cuda-runtime-cu12 is not installed (perf_analyzer needs its libcudart)") from e
+    lib = str(Path(list(nvidia.cuda_runtime.__path__)[0]) / "lib")
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH", "")) if p)
+    return env
+
+
+def perf_analyzer_version(env: dict[str, str]) -> str:
+    try:
+        out = subprocess.run([str(perf_analyzer_binary()), "--version"], env=env, capture_output=True, text=True, timeout=30)
+        return (out.stdout + out.stderr).strip().splitlines()[-1]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "unknown"
+
+
+def perf_analyzer_cmd(url: str, input_data: Path, concurrency: int, csv_path: Path, requests: int, max_trials: int,
+                      fixed_count: bool = False) -> list[str]:
+    cmd = [str(perf_analyzer_binary()), "-m", MODEL, "-i", "grpc", "-u", url, "--input-data", str(input_data),
+           "--concurrency-range", f"{concurrency}:{concurrency}"]
+    if fixed_count:  # fallback when the box is too noisy to stabilise: one fixed-size measurement
+        cmd += ["--request-count", str(requests * 3)]
+    else:
+        cmd += ["--measurement-mode", "count_windows", "--measurement-request-count", str(requests),
+                "--stability-percentage", str(PA_STABILITY), "--max-trials", str(max_trials)]
+    return cmd + ["-f", str(csv_path), "--verbose-csv"]
+
+
+def parse_pa_csv(path: Path) -> dict[str, float]:
+    """perf_analyzer's CSV row -> cards/s and latencies in ms (its latencies are microseconds)."""
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("Concurrency")]
+    if not rows:
+        raise ValueError(f"{path}: no measurement row")
+    r = rows[-1]
+    ms = lambda key: round(float(r[key]) / 1000.0, 2)  # noqa: E731
+    out = {"concurrency": int(r["Concurrency"]), "cards_per_s": round(float(r["Inferences/Second"]), 2),
+           "p50_ms": ms("p50 latency"), "p90_ms": ms("p90 latency"), "p95_ms": ms("p95 latency"),
+           "p99_ms": ms("p99 latency"), "avg_ms": ms("Avg latency")}
+    return out
+
+
+def run_perf_analyzer(url: str, input_data: Path, concurrency: int, work: Path, requests: int, max_trials: int,
+                      env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """One concurrency level; retries once with a fixed request count if stabilisation fails."""
+    record: dict[str, Any] = {"concurrency": concurrency, "commands": []}
+    for fixed in (False, True):
+        csv_path = work / f"perf_analyzer_c{concurrency}{'_fixed' if fixed else ''}.csv"
+        csv_path.unlink(missing_ok=True)
+        cmd = perf_analyzer_cmd(url, input_data, concurrency, csv_path, requests, max_trials, fixed)
+        record["commands"].append(cmd)
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+            rc, output = p.returncode, p.stdout + p.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, output = -1, f"timed out after {timeout:.0f}s\n{e.stdout or ''}"
+        record["seconds"] = round(time.monotonic() - t0, 1)
+        (work / f"perf_analyzer_c{concurrency}{'_fixed' if fixed else ''}.log").write_text(output if isinstance(output, str) else output.decode())
+        if rc == 0 and csv_path.exists():
+            record.update(parse_pa_csv(csv_path))
+            m = re.search(r"Client:\s*\n\s*Request count: (\d+)", output)
+            record["measured_requests"] = int(m.group(1)) if m else None
+            record["stable"] = not fixed
+            record.pop("error", None)
+            return record
+        tail = "\n".join(output.strip().splitlines()[-6:])
+        record["error"] = f"perf_analyzer exit code {rc}: {tail}"
+        if "stable measurement" not in output.lower():
+            break  # not a stability problem: retrying with a fixed count will not help
+    return record
+
+
+# ---------------------------------------------------------------- Triton statistics
+
+def stats_snapshot(client) -> dict[str, dict[str, Any]]:
+    """Per-model cumulative counters (Triton's statistics API), keyed by model name."""
+    raw = client.get_inference_statistics(as_json=True)
+    return {m["name"]: m for m in raw.get("model_stats", [])}
+
+
+def _n(d: dict[str, Any] | None, key: str = "count") -> int:
+    return int((d or {}).get(key, 0) or 0)
+
+
+def stats_delta(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """What happened between two snapshots, per model: counts, mean queue/compute ms, executed batch sizes."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, a in after.items():
+        b = before.get(name, {})
+        ia, ib = a.get("inference_stats", {}), b.get("inference_stats", {})
+
+        def d(section: str, key: str = "count") -> int:
+            return _n(ia.get(section), key) - _n(ib.get(section), key)
+
+        requests = d("success")
+        executions = int(a.get("execution_count", 0)) - int(b.get("execution_count", 0))
+        inferences = int(a.get("inference_count", 0)) - int(b.get("inference_count", 0))
+        compute_ns = d("compute_input", "ns") + d("compute_infer", "ns") + d("compute_output", "ns")
+        batches_before = {int(x["batch_size"]): _n(x.get("compute_infer")) for x in b.get("batch_stats", [])}
+        batches = {}
+        for x in a.get("batch_stats", []):
+            size = int(x["batch_size"])
+            n = _n(x.get("compute_infer")) - batches_before.get(size, 0)
+            if n:
+                batches[size] = n
+        if not requests and not d("fail"):
+            continue
+        per_req = lambda ns: round(ns / requests / 1e6, 2) if requests else None  # noqa: E731
+        out[name] = {
+            "requests": requests,
+            "failed": d("fail"),
+            "executions": executions,
+            "inferences": inferences,  # batch items: for the reader, line crops
+            "avg_batch": round(inferences / executions, 2) if executions else None,
+            "request_ms": per_req(d("success", "ns")),
+            "queue_ms": per_req(d("queue", "ns")),
+            "compute_ms": per_req(compute_ns),
+            "compute_infer_ms": per_req(d("compute_infer", "ns")),
+            "batch_sizes": dict(sorted(batches.items())),
+        }
+    return out
+
+
+# ---------------------------------------------------------------- in-process reference
+
+def reference_models_dir(tmp: Path) -> Path:
+    """models/<net>.onnx layout pointing at the ONNX files the server loads, so both run the same weights."""
+    d = tmp / "reference_models"
+    d.mkdir(parents=True, exist_ok=True)
+    for name in NET_MODELS:
+        link = d / f"{name}.onnx"
+        if not link.exists():
+            link.symlink_to(MODEL_REPOSITORY / name / "1" / "model.onnx")
+    return d
+
+
+def latency_summary(latencies_s: Sequence[float], wall_s: float) -> dict[str, Any]:
+    ms = np.asarray(latencies_s) * 1000.0
+    return {"cards": len(ms), "cards_per_s": round(len(ms) / wall_s, 2), "avg_ms": round(float(ms.mean()), 2),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p90_ms": round(float(np.percentile(ms, 90)), 2),
+            "p95_ms": round(float(np.percentile(ms, 95)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def run_reference(cards: Sequence[tuple[str, bytes]], passes: int, threads: Sequence[int], models_dir: Path
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """ReferencePipeline over the cards `passes` times per thread count; also returns one result per card."""
+    from fvi.pipeline import ReferencePipeline
+
+    ref = ReferencePipeline(models_dir)  # one intra-op thread per net, like the served models
+    results = [ref(j).to_dict() for _, j in cards]  # warm-up, and the results to compare with the ensemble
+    work = [j for _ in range(passes) for _, j in cards]
+
+    def timed(data: bytes) -> float:
+        t = time.perf_counter()
+        ref(data)
+        return time.perf_counter() - t
+
+    runs = []
+    for n in dict.fromkeys(threads):  # ordered, unique
+        t0 = time.perf_counter()
+        if n == 1:
+            lat = [timed(j) for j in work]
+        else:  # onnxruntime sessions are thread-safe; numpy/cv2/ORT release the GIL for the heavy parts
+            with ThreadPoolExecutor(n) as pool:
+                lat = list(pool.map(timed, work))
+        runs.append({"threads": n, **latency_summary(lat, time.perf_counter() - t0)})
+    return runs, results
+
+
+# ---------------------------------------------------------------- the run
+
+def ensemble_pass(client, cards: Sequence[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """Every card once through the ensemble: warms every model and records what it returns."""
+    import tritonclient.grpc as grpcclient
+
+    out = []
+    for _, jpeg in cards:
+        inp = grpcclient.InferInput("IMAGE", [1], "BYTES")
+        inp.set_data_from_numpy(np.array([jpeg], dtype=object))
+        res = client.infer(MODEL, [inp], outputs=[grpcclient.InferRequestedOutput("RESULT")], client_timeout=120)
+        out.append(json.loads(res.as_numpy("RESULT").reshape(-1)[0]))
+    return out
+
+
+def _process_cmdline(pid: int) -> list[str]:
+    try:
+        return [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0") if a]
+    except OSError:
+        return []
+
+
+def run_bench(cards_n: int, concurrencies: Sequence[int], out: Path, seed: int, requests: int, max_trials: int,
+              ref_passes: int, pa_timeout: float, argv: Sequence[str]) -> dict[str, Any]:
+    """Everything, returning the report dict (also written to out/bench.json and out/bench.md)."""
+    work = out / "tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"command": "python -m bench.run " + shlex.join(argv), "machine": machine_info(),
+                              "software": software_info()}
+    env = perf_analyzer_env()
+    report["software"]["perf_analyzer"] = perf_analyzer_version(env)
+
+    t0 = time.monotonic()
+    cards = make_cards(cards_n, seed)
+    sizes = [len(j) for _, j in cards]
+    report["workload"] = {"cards": cards_n, "seed": seed, "generator": "fvi.synth.dataset.generate",
+                          "jpeg_kib_mean": round(sum(sizes) / len(sizes) / 1024, 1),
+                          "generation_s": round(time.monotonic() - t0, 1)}
+    input_data = write_input_data(cards, work / "perf_analyzer_input.json")
+
+    import tritonclient.grpc as grpcclient
+
+    runs: list[dict[str, Any]] = []
+    server = TritonServer(log_path=work / "tritonserver.log")
+    with server:
+        report["server"] = {"cmd": _process_cmdline(server.process.pid), "log": str(server.log_path)}
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        report["software"]["tritonserver"] = client.get_server_metadata(as_json=True).get("version")
+        served = ensemble_pass(client, cards)
+        for c in concurrencies:
+            before = stats_snapshot(client)
+            r = run_perf_analyzer(server.grpc_url, input_data, c, work, requests, max_trials, env, pa_timeout)
+            r["models"] = stats_delta(before, stats_snapshot(client))
+            runs.append(r)
+            status = f"{r['cards_per_s']} cards/s, p50 {r['p50_ms']} ms" if "cards_per_s" in r else r.get("error")
+            print(f"concurrency {c}: {status} ({r['seconds']} s)", file=sys.stderr, flush=True)
+        client.close()
+    report["ensemble"] = runs
+    report["commands"] = {"server": report["server"]["cmd"], "perf_analyzer_env": {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"].split(os.pathsep)[0]}}
+
+    # in-process reference, after the server stopped so the two never share the CPU
+    ok_runs = [r for r in runs if "cards_per_s" in r]
+    best = max(ok_runs, key=lambda r: r["cards_per_s"])["concurrency"] if ok_runs else 1
+    with tempfile.TemporaryDirectory(prefix="fvi-bench-") as tmp:
+        ref_runs, ref_results = run_reference(cards, ref_passes, [1, best], reference_models_dir(Path(tmp)))
+    report["reference"] = {"passes": ref_passes, "runs": ref_runs}
+    statuses: dict[str, int] = {}
+    for r in served:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    report["agreement"] = {
+        "served_statuses": statuses,
+        "same_status": sum(a["status"] == b["status"] for a, b in zip(served, ref_results)),
+        "identical_result": sum(a == b for a, b in zip(served, ref_results)),
+        "cards": len(cards),
+    }
+    report["machine"]["loadavg_end"] = list(os.getloadavg())
+    return report
+
+
+# ---------------------------------------------------------------- report
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _batch_sizes(b: dict) -> str:
+    return ", ".join(f"{k}×{v}" for k, v in b.items()) or "–"
+
+
+def _shell(cmd: Sequence[str]) -> str:
+    return shlex.join(str(c) for c in cmd)
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    m, s, w = r["machine"], r["software"], r["workload"]
+    parts = [f"# fvi_ensemble benchmark\n\nGenerated {m['date']} by `{r['command']}`."]
+    parts.append("## Machine and software\n\n" + _table(["", ""], [
+        ["CPU", m["cpu_model"]], ["nproc (usable cores)", m["nproc"]], ["memory", f"{m['memory_gib']} GiB"],
+        ["load average 1/5/15 min, start → end",
+         f"{' / '.join(f'{x:.2f}' for x in m['loadavg_start'])} → {' / '.join(f'{x:.2f}' for x in m.get('loadavg_end', []))}"],
+        ["platform", m["platform"]], ["python", m["python"]], ["tritonserver", s.get("tritonserver")],
+        ["perf_analyzer", s.get("perf_analyzer")], ["onnxruntime", s["onnxruntime"]], ["git", s["git_commit"]],
+        *[[f"model {k}", f"sha256 {v['sha256']}…, {v['bytes']:,} bytes"] for k, v in s["models"].items()],
+    ]))
+    if m["loadavg_start"][0] > 0.5 * m["nproc"]:
+        parts.append(f"> The machine was already loaded (1-min load {m['loadavg_start'][0]:.2f} on {m['nproc']} cores) "
+                     "when the run started: absolute numbers are pessimistic and noisy; compare rows of this report "
+                     "with each other rather than with another machine.")
+    ag = r["agreement"]
+    wl = (f"{w['cards']} photographed synthetic cards (`{w['generator']}`, seed {w['seed']}, mean JPEG "
+          f"{w['jpeg_kib_mean']} KiB), held in memory; perf_analyzer cycles through all of them. "
+          f"What the ensemble returned for them: {', '.join(f'{k} {v}' for k, v in ag['served_statuses'].items())}; "
+          f"the in-process reference gave the same status for {ag['same_status']}/{ag['cards']} cards and an "
+          f"identical result for {ag['identical_result']}/{ag['cards']}.")
+    if ag["served_statuses"].get("no_card"):
+        wl += ("\n\n> Some cards came back `no_card` (with the untrained placeholder models, all of them): for those "
+               "the detector still runs, but the reader gets one blank crop instead of ~10 line crops, so reader "
+               "and total times understate what a found card costs.")
+    parts.append("## Workload\n\n" + wl)
+
+    rows = []
+    for e in r["ensemble"]:
+        if "cards_per_s" in e:
+            rows.append([e["concurrency"], e["cards_per_s"], e["p50_ms"], e["p90_ms"], e["p95_ms"], e["p99_ms"],
+                         e["avg_ms"], e.get("measured_requests"), "yes" if e["stable"] else "no (fixed count)"])
+        else:
+            rows.append([e["concurrency"], "failed", "", "", "", "", "", "", e.get("error", "")[:120].replace("\n", " ")])
+    parts.append("## Triton fvi_ensemble (perf_analyzer, gRPC, client-side)\n\n" + _table(
+        ["concurrency", "cards/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "avg ms", "requests measured", "stable"], rows))
+
+    per_model = ["## Per model (Triton statistics, difference before/after each perf_analyzer run)\n\n"
+                 "All requests of the run count here, including perf_analyzer's unstable early windows. Times are "
+                 "per request, in ms: queue = waiting for an instance (includes the dynamic batcher's "
+                 "max_queue_delay of the networks), compute = input + infer + output. For the reader, a "
+                 "request carries all line crops of one card, so its batch sizes count crops."]
+    for e in r["ensemble"]:
+        mrows = []
+        for name in (MODEL, *COMPOSING_ORDER, *sorted(set(e.get("models", {})) - {MODEL, *COMPOSING_ORDER})):
+            x = e.get("models", {}).get(name)
+            if x:
+                mrows.append([name, x["requests"], x["failed"], x["executions"], x["avg_batch"], x["request_ms"],
+                              x["queue_ms"], x["compute_ms"], _batch_sizes(x["batch_sizes"])])
+        per_model.append(f"### concurrency {e['concurrency']}\n\n" + _table(
+            ["model", "requests", "failed", "executions", "avg batch", "request ms", "queue ms", "compute ms",
+             "executed batch sizes (size×times)"], mrows))
+    parts.append("\n\n".join(per_model))
+
+    ref = r["reference"]
+    rrows = [[x["threads"], x["cards"], x["cards_per_s"], x["p50_ms"], x["p90_ms"], x["p95_ms"], x["p99_ms"], x["avg_ms"]]
+             for x in ref["runs"]]
+    ok = [e for e in r["ensemble"] if "cards_per_s" in e]
+    ref_text = ("## In-process ReferencePipeline (same ONNX files, same stage code, no server)\n\n"
+                f"Run after the server stopped; each card {ref['passes']}× per row, after one warm-up pass. "
+                "Threads share one pipeline (onnxruntime sessions are thread-safe), one intra-op thread per net "
+                "as in the served models.\n\n"
+                + _table(["threads", "cards", "cards/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "avg ms"], rrows))
+    if ok and ref["runs"]:
+        be = max(ok, key=lambda e: e["cards_per_s"])
+        seq = ref["runs"][0]
+        bt = max(ref["runs"], key=lambda x: x["cards_per_s"])
+        threaded = "" if bt is seq else f", best in-process {bt['cards_per_s']} cards/s with {bt['threads']} threads"
+        c1 = [e for e in ok if e["concurrency"] == 1]
+        overhead = f"{c1[0]['p50_ms'] - seq['p50_ms']:+.1f} ms" if c1 else "n/a (concurrency 1 not measured)"
+        ref_text += (f"\n\nBest ensemble: {be['cards_per_s']} cards/s at concurrency {be['concurrency']} "
+                     f"(p50 {be['p50_ms']} ms); in-process sequential {seq['cards_per_s']} cards/s "
+                     f"(p50 {seq['p50_ms']} ms){threaded}. Ensemble / best in-process throughput: "
+                     f"{be['cards_per_s'] / bt['cards_per_s']:.2f}×. Serving overhead at concurrency 1 (ensemble p50 "
+                     f"minus in-process sequential p50: gRPC, tensor copies between models, batcher delays): {overhead}.")
+    parts.append(ref_text)
+
+    cmds = [f"# this report\n{r['command']}", f"# the server (started by fvi.triton_launcher.TritonServer)\n{_shell(r['server']['cmd'])}",
+            f"# perf_analyzer needs libcudart from the nvidia-cuda-runtime-cu12 wheel\nexport LD_LIBRARY_PATH={r['commands']['perf_analyzer_env']['LD_LIBRARY_PATH']}"]
+    for e in r["ensemble"]:
+        for c in e["commands"]:
+            cmds.append(_shell(c))
+    parts.append("## Commands\n\nPorts are free ones picked at start; input data, CSVs, perf_analyzer logs and the "
+                 "server log stay in the report's `tmp/` folder (git-ignored).\n\n```sh\n" + "\n".join(cmds) + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cards", type=int, default=16, help="synthetic cards to send (default %(default)s)")
+    ap.add_argument("--concurrency", default="1,2,4", help="comma-separated perf_analyzer concurrencies (default %(default)s)")
+    ap.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=BENCH_SEED, help="card generator seed (default %(default)s)")
+    ap.add_argument("--requests", type=int, default=50, help="minimum requests per perf_analyzer count window (default %(default)s)")
+    ap.add_argument("--max-trials", type=int, default=10, help="perf_analyzer windows before giving up on stability (default %(default)s)")
+    ap.add_argument("--ref-passes", type=int, default=2, help="passes over the cards per in-process row (default %(default)s)")
+    ap.add_argument("--pa-timeout", type=float, default=600, help="seconds before one perf_analyzer run is killed (default %(default)s)")
+    a = ap.parse_args(argv)
+    try:
+        conc = sorted({int(x) for x in a.concurrency.split(",") if x.strip()})
+    except ValueError:
+        ap.error(f"--concurrency must be integers separated by commas, got {a.concurrency!r}")
+    if not conc or min(conc) < 1 or a.cards < 1 or a.requests < 1 or a.ref_passes < 1:
+        ap.error("--cards, --requests, --ref-passes and every concurrency must be >= 1")
+
+    report = run_bench(a.cards, conc, a.out, a.seed, a.requests, a.max_trials, a.ref_passes, a.pa_timeout, argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "bench.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (a.out / "bench.md").write_text(render_markdown(report), encoding="utf-8")
+    print(f"wrote {a.out / 'bench.md'} and {a.out / 'bench.json'}", file=sys.stderr)
+    return 0 if all("cards_per_s" in e for e in report["ensemble"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

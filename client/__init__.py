@@ -1,0 +1,1 @@
+"""Command-line client of the served fvi_ensemble, and the drawing helpers it shares with bench/."""

@@ -1,0 +1,60 @@
+"""ONNX → TensorRT plan (FP16, an optimisation profile over the batch dimension).
+
+Needs an NVIDIA GPU and the `tensorrt` package; `make engines` calls it only where both exist.
+The plan is written next to the ONNX file as <model>/1/model.plan, which the `tensorrt_plan`
+config variant (configs/tensorrt.pbtxt, --model-config-name=tensorrt) serves.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+NETS = ("cropper", "detector", "reader")
+
+
+def build_plan(onnx_path: Path, plan_path: Path, input_name: str, item_shape: tuple[int, ...],
+               max_batch: int, opt_batch: int, fp16: bool = True, workspace_gb: float = 1.0) -> Path:
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * 2**30))
+    if fp16 and builder.platform_has_fast_fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(input_name, (1, *item_shape), (opt_batch, *item_shape), (max_batch, *item_shape))
+    config.add_optimization_profile(profile)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    plan_path.write_bytes(bytes(plan))
+    return plan_path
+
+
+def build_repository_plans(repository: Path) -> None:
+    for name in NETS:
+        cfg = text_format.Parse((repository / name / "configs" / "tensorrt.pbtxt").read_text(), mc.ModelConfig())
+        inp = cfg.input[0]
+        preferred = list(cfg.dynamic_batching.preferred_batch_size) or [cfg.max_batch_size]
+        plan = build_plan(repository / name / "1" / "model.onnx", repository / name / "1" / "model.plan",
+                          inp.name, tuple(inp.dims), cfg.max_batch_size, max(preferred))
+        print(f"{name}: built {plan.relative_to(repository.parent)} (FP16, batch 1..{cfg.max_batch_size})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repository", type=Path, default=Path(__file__).resolve().parent.parent / "model_repository")
+    build_repository_plans(ap.parse_args().repository)
+
+
+if __name__ == "__main__":
+    main()
