@@ -6,6 +6,7 @@ the running interpreter, picks free ports, waits for readiness and stops the pro
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import shutil
 import signal
@@ -52,7 +53,9 @@ def prepare_backends(run_dir: Path = RUN_DIR) -> Path:
         dest = target / f.name
         if f.is_file() and not dest.exists():
             shutil.copy2(f, dest)
-    shutil.copy2(stub, target / "triton_python_backend_stub")
+    dest = target / "triton_python_backend_stub"
+    if not dest.exists() or not filecmp.cmp(stub, dest, shallow=False):  # a running server holds it open
+        shutil.copy2(stub, dest)
     return run_dir / "backends"
 
 
