@@ -1,0 +1,55 @@
+"""The Docker deployment can't be built on these machines (no Docker engine), so check it statically:
+every file it copies exists, ports and model paths agree with the project's settings."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.config import DEFAULT_TRITON_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+
+
+def _copies(dockerfile: Path) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"^COPY\s+(\S+)\s+\S+", dockerfile.read_text(), re.M)]
+
+
+@pytest.mark.parametrize("name", ["triton.Dockerfile", "gateway.Dockerfile"])
+def test_dockerfiles_copy_files_that_exist(name):
+    dockerfile = DOCKER / name
+    for src in _copies(dockerfile):
+        assert (ROOT / src).exists(), f"{name} copies {src}, which is not in the repository"
+    text = dockerfile.read_text()
+    assert "HEALTHCHECK" in text
+
+
+def test_gateway_image_runs_as_non_root():
+    text = (DOCKER / "gateway.Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_triton_image_serves_a_config_variant_that_exists():
+    text = (DOCKER / "triton.Dockerfile").read_text()
+    default = re.search(r"ENV FVI_MODEL_CONFIG=(\S+)", text).group(1)
+    variants = {default}
+    for compose in DOCKER.glob("compose.*.yml"):
+        variants |= set(re.findall(r"FVI_MODEL_CONFIG: \$\{FVI_MODEL_CONFIG:-(\w+)\}|FVI_MODEL_CONFIG: (\w+)", compose.read_text())[0]) - {""}
+    for variant in variants:
+        for net in ("cropper", "detector", "reader"):
+            assert (ROOT / "model_repository" / net / "configs" / f"{variant}.pbtxt").exists(), (variant, net)
+    assert "--model-repository=/opt/fvi/model_repository" in text
+
+
+def test_compose_ports_agree_with_the_gateway_and_triton_defaults():
+    grpc_port = DEFAULT_TRITON_URL.rsplit(":", 1)[1]
+    for compose in DOCKER.glob("compose.*.yml"):
+        text = compose.read_text()
+        assert f"FVI_TRITON_URL: triton:{grpc_port}" in text, compose.name
+        assert f'"{grpc_port}:{grpc_port}"' in text and '"8080:8080"' in text, compose.name
+        assert "service_healthy" in text and "healthcheck" in text, compose.name
+    gpu = (DOCKER / "compose.gpu.yml").read_text()
+    assert "runtime: nvidia" in gpu and "NVIDIA_VISIBLE_DEVICES: ${CUDA_VISIBLE_DEVICES:-all}" in gpu
