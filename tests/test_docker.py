@@ -41,7 +41,8 @@ def test_triton_image_serves_a_config_variant_that_exists():
     for variant in variants:
         for net in ("cropper", "detector", "reader"):
             assert (ROOT / "model_repository" / net / "configs" / f"{variant}.pbtxt").exists(), (variant, net)
-    assert "--model-repository=/opt/fvi/model_repository" in text
+    entrypoint = (DOCKER / "triton-entrypoint.sh").read_text()
+    assert "ENTRYPOINT [\"fvi-triton\"]" in text and "REPO=/opt/fvi/model_repository" in entrypoint
 
 
 def test_compose_ports_agree_with_the_gateway_and_triton_defaults():
