@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-train engines serve triton gateway test test-fast bench train train-data dataset clean
+.PHONY: setup setup-train engines serve triton test test-fast bench accuracy train train-data dataset clean
 
 setup:            ## apt packages, virtualenv, tritonserver binary, perf_analyzer (idempotent)
 	bash scripts/setup.sh serve
@@ -27,6 +27,9 @@ test-fast: engines ## unit tests only
 
 bench: engines    ## perf_analyzer on fvi_ensemble + in-process reference -> reports/bench.md
 	$(PY) -m bench.run
+
+accuracy: engines ## end-to-end exact match per field on held-out synthetic cards -> reports/accuracy.md
+	$(PY) -m bench.accuracy --cards 200
 
 train-data: setup-train ## cached synthetic training data (data/cache)
 	$(PY) -m training.make_data --split train --seed 1 --flat 3000 --lines 20000 --cropper 8000
