@@ -1,6 +1,7 @@
 """Shared training plumbing: seeding, the step loop with progress, checkpoints, model cards."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -84,4 +85,30 @@ def write_model_card(name: str, title: str, metrics: dict, export_info: dict, tr
     return card
 
 
-__all__ = ["CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]
+def image_batch(images: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+    """uint8 NHWC RGB → the nets' NCHW input (RGB/255 − 0.5), with light/colour jitter when training."""
+    x = images.astype(np.float32) / 255.0
+    if rng is not None:
+        x = x * rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32) + rng.uniform(-0.15, 0.15, (len(x), 1, 1, 3)).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray((x - 0.5).transpose(0, 3, 1, 2)))
+
+
+def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch: int, lr: float, eval_every: int) -> None:
+    """`python -m training.<name> train|evaluate|export`, the same three verbs for every model."""
+    ap = argparse.ArgumentParser(description=doc)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--steps", type=int, default=steps)
+    t.add_argument("--batch", type=int, default=batch)
+    t.add_argument("--lr", type=float, default=lr)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--eval-every", type=int, default=eval_every)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--onnx", default=str(MODELS / f"{name}.onnx"))
+    sub.add_parser("export")
+    a = ap.parse_args()
+    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+
+
+__all__ = ["image_batch", "run_cli", "CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]

@@ -1,7 +1,6 @@
 """Cropper: train / evaluate / export. Corner heatmaps with CenterNet-style focal loss."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 
 from fvi import cropper
 from fvi.geometry import Letterbox
-from training.common import CACHE, MODELS, RUNS, batches, export, seed_everything, train_loop, write_model_card
+from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, run_cli, seed_everything, train_loop, write_model_card
 from training.nets import CropperNet, WithSigmoid
 
 SIGMA = 1.5  # heatmap gaussian, in cells
@@ -45,13 +44,6 @@ def _augment(images: np.ndarray, corners: np.ndarray, rng: np.random.Generator) 
         for _ in range(k):  # rot90 (counter-clockwise): (x, y) -> (y, s - x)
             out_c[i] = np.stack([out_c[i][:, 1], s - out_c[i][:, 0]], axis=1)
     return out_img, out_c
-
-
-def _to_tensor(images: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
-    x = images.astype(np.float32) / 255.0
-    if rng is not None:
-        x = x * rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32) + rng.uniform(-0.15, 0.15, (len(x), 1, 1, 3)).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray((x - 0.5).transpose(0, 3, 1, 2)))
 
 
 def evaluate_arrays(predict, images: np.ndarray, corners: np.ndarray, has_card: np.ndarray) -> dict:
@@ -93,7 +85,7 @@ def _load(split: str):
 def _torch_predict(model):
     def predict(images):
         with torch.no_grad():
-            return torch.sigmoid(model(_to_tensor(images))).numpy()
+            return torch.sigmoid(model(image_batch(images))).numpy()
     return predict
 
 
@@ -110,7 +102,7 @@ def train(a) -> None:
         idx = next(it)
         img, cor = _augment(images[idx], corners[idx], rng)
         target = torch.from_numpy(heatmap_targets(cor, has_card[idx]))
-        return focal_loss(model(_to_tensor(img, rng)), target)
+        return focal_loss(model(image_batch(img, rng)), target)
 
     train_loop("cropper", model, a.steps, a.lr, step, lambda: evaluate_arrays(_torch_predict(model), vimg, vcor, vhas), a.eval_every)
     (RUNS / "cropper.args.json").write_text(json.dumps(vars(a) | {"command": None}))
@@ -127,7 +119,7 @@ def evaluate(a) -> dict:
 
     vimg, vcor, vhas = _load("val")
     sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
-    m = evaluate_arrays(lambda ims: sess.run(None, {"image": _to_tensor(ims).numpy()})[0], vimg, vcor, vhas)
+    m = evaluate_arrays(lambda ims: sess.run(None, {"image": image_batch(ims).numpy()})[0], vimg, vcor, vhas)
     print(json.dumps(m, indent=2))
     return m
 
@@ -135,7 +127,7 @@ def evaluate(a) -> dict:
 def export_cmd(a) -> None:
     model = _load_trained()
     vimg, _, _ = _load("val")
-    info = export(WithSigmoid(model), _to_tensor(vimg[:4]), MODELS / "cropper.onnx", "image", "heatmaps")
+    info = export(WithSigmoid(model), image_batch(vimg[:4]), MODELS / "cropper.onnx", "image", "heatmaps")
     a.onnx = MODELS / "cropper.onnx"
     metrics = evaluate(a)
     args = json.loads((RUNS / "cropper.args.json").read_text())
@@ -147,20 +139,7 @@ def export_cmd(a) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--steps", type=int, default=2500)
-    t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--eval-every", type=int, default=500)
-    e = sub.add_parser("evaluate")
-    e.add_argument("--onnx", default=str(MODELS / "cropper.onnx"))
-    sub.add_parser("export")
-    a = ap.parse_args()
-    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+    run_cli("cropper", __doc__, train, evaluate, export_cmd, steps=2000, batch=32, lr=3e-3, eval_every=500)
 
 
 if __name__ == "__main__":

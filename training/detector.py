@@ -1,7 +1,6 @@
 """Detector: train / evaluate / export. Per-field text-line maps on the flat card (BCE + dice)."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch.nn.functional as F
 from fvi import detector
 from fvi.geometry import box_iou
 from fvi.schema import FIELDS
-from training.common import CACHE, MODELS, RUNS, batches, export, seed_everything, train_loop, write_model_card
+from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, run_cli, seed_everything, train_loop, write_model_card
 from training.nets import DetectorNet, WithSigmoid
 
 
@@ -22,13 +21,6 @@ def _load(split: str):
     for c, k, b in zip(d["line_card"], d["line_class"], d["line_box"]):
         per_card[int(c)].append((int(k), b))
     return images, per_card
-
-
-def _to_tensor(images: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
-    x = images.astype(np.float32) / 255.0
-    if rng is not None:
-        x = x * rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32) + rng.uniform(-0.15, 0.15, (len(x), 1, 1, 3)).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray((x - 0.5).transpose(0, 3, 1, 2)))
 
 
 def evaluate_arrays(predict, images: np.ndarray, per_card: list) -> dict:
@@ -79,7 +71,7 @@ def train(a) -> None:
 
     def step(_: int) -> torch.Tensor:
         idx = next(it)
-        logits = model(_to_tensor(images[idx], rng))
+        logits = model(image_batch(images[idx], rng))
         target = torch.from_numpy(targets[idx].astype(np.float32))
         bce = F.binary_cross_entropy_with_logits(logits, target)
         p = torch.sigmoid(logits)
@@ -88,7 +80,7 @@ def train(a) -> None:
         return bce * 5 + dice.mean()
 
     def predict(ims):
-        return torch.sigmoid(model(_to_tensor(ims))).numpy()
+        return torch.sigmoid(model(image_batch(ims))).numpy()
 
     train_loop("detector", model, a.steps, a.lr, step, lambda: evaluate_arrays(predict, vimg, vcard), a.eval_every)
     (RUNS / "detector.args.json").write_text(json.dumps(vars(a)))
@@ -99,7 +91,7 @@ def evaluate(a) -> dict:
 
     vimg, vcard = _load("val")
     sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
-    m = evaluate_arrays(lambda ims: sess.run(None, {"card": _to_tensor(ims).numpy()})[0], vimg, vcard)
+    m = evaluate_arrays(lambda ims: sess.run(None, {"card": image_batch(ims).numpy()})[0], vimg, vcard)
     print(json.dumps(m, indent=2))
     return m
 
@@ -108,7 +100,7 @@ def export_cmd(a) -> None:
     model = DetectorNet()
     model.load_state_dict(torch.load(RUNS / "detector.pt"))
     vimg, _ = _load("val")
-    info = export(WithSigmoid(model.eval()), _to_tensor(vimg[:4]), MODELS / "detector.onnx", "card", "line_maps")
+    info = export(WithSigmoid(model.eval()), image_batch(vimg[:4]), MODELS / "detector.onnx", "card", "line_maps")
     a.onnx = MODELS / "detector.onnx"
     metrics = evaluate(a)
     args = json.loads((RUNS / "detector.args.json").read_text())
@@ -121,20 +113,7 @@ def export_cmd(a) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--steps", type=int, default=800)
-    t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--eval-every", type=int, default=400)
-    e = sub.add_parser("evaluate")
-    e.add_argument("--onnx", default=str(MODELS / "detector.onnx"))
-    sub.add_parser("export")
-    a = ap.parse_args()
-    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+    run_cli("detector", __doc__, train, evaluate, export_cmd, steps=800, batch=16, lr=3e-3, eval_every=400)
 
 
 if __name__ == "__main__":

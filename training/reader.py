@@ -1,15 +1,15 @@
 """Reader: train / evaluate / export. Conv + BiLSTM + CTC over the full Vietnamese charset."""
 from __future__ import annotations
 
-import argparse
 import json
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fvi import charset, reader
-from training.common import CACHE, MODELS, RUNS, batches, export, seed_everything, train_loop, write_model_card
+from training.common import CACHE, MODELS, RUNS, batches, export, run_cli, seed_everything, train_loop, write_model_card
 from training.nets import ReaderNet, WithSoftmax
 
 
@@ -27,8 +27,6 @@ def _to_tensor(images: np.ndarray, widths: np.ndarray, rng: np.random.Generator 
         line = img[:, :w]
         if rng is not None and rng.random() < 0.3:  # widths the detector may produce: squeeze or stretch a little
             nw = int(np.clip(w * rng.uniform(0.85, 1.15), 8, reader.INPUT_W))
-            import cv2
-
             line = cv2.resize(line, (nw, reader.INPUT_H), interpolation=cv2.INTER_AREA)
         out[i] = reader.normalize_line(line)
     if rng is not None:
@@ -114,20 +112,7 @@ def export_cmd(a) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--steps", type=int, default=3000)
-    t.add_argument("--batch", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--eval-every", type=int, default=500)
-    e = sub.add_parser("evaluate")
-    e.add_argument("--onnx", default=str(MODELS / "reader.onnx"))
-    sub.add_parser("export")
-    a = ap.parse_args()
-    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+    run_cli("reader", __doc__, train, evaluate, export_cmd, steps=2500, batch=64, lr=2e-3, eval_every=500)
 
 
 if __name__ == "__main__":
