@@ -85,7 +85,7 @@ def software_info() -> dict[str, Any]:
         info["git_commit"] = rev.stdout.strip() + (" (uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         info["git_commit"] = "unknown"
-    # which weights were measured matters (placeholder vs trained): hash what the server loads
+    # which weights were measured matters: hash what the server loads
     info["models"] = {}
     for name in NET_MODELS:
         p = MODEL_REPOSITORY / name / "1" / "model.onnx"
@@ -423,7 +423,7 @@ def render_markdown(r: dict[str, Any]) -> str:
           f"the in-process reference gave the same status for {ag['same_status']}/{ag['cards']} cards and an "
           f"identical result for {ag['identical_result']}/{ag['cards']}.")
     if ag["served_statuses"].get("no_card"):
-        wl += ("\n\n> Some cards came back `no_card` (with the untrained placeholder models, all of them): for those "
+        wl += ("\n\n> Some cards came back `no_card`: for those "
                "the detector still runs, but the reader gets one blank crop instead of ~10 line crops, so reader "
                "and total times understate what a found card costs.")
     parts.append("## Workload\n\n" + wl)

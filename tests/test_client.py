@@ -1,8 +1,8 @@
 """The command-line client as a user runs it: a subprocess against the real tritonserver.
 
-Values are not asserted (the models may be untrained placeholders that answer no_card); the
-contract is: one valid JSON line per image, an annotated image of the input's size, exit code 2 with
-a clear message when the server cannot be reached or refuses an image.
+Field values are asserted by the end-to-end tests; here the contract is: one valid JSON line per
+image, an annotated image of the input's size, exit code 2 with a clear message when the server
+cannot be reached or refuses an image.
 """
 from __future__ import annotations
 

@@ -17,10 +17,11 @@ from fvi.synth.dataset import generate
 pytestmark = pytest.mark.e2e
 
 HELD_OUT_SEED = 4242
-CARDS = 24
-# The models are far better than this on synthetic cards (see models/*.md); the thresholds only have
-# to catch a broken model or a broken graph without flaking on 24 cards.
-MIN_RATE = {"id_number": 0.75, "date_of_birth": 0.75}
+CARDS = 40
+# Measured on 200 held-out cards (reports/accuracy.md, `make accuracy`): ID number 88%, date of
+# birth 83.5%. The floor sits well below that so it catches a broken model or graph without
+# flaking, and still means "right on most cards".
+MIN_RATE = {"id_number": 0.6, "date_of_birth": 0.6}
 
 
 def _ensemble(client: grpcclient.InferenceServerClient, jpeg: bytes) -> OcrResult:
