@@ -30,6 +30,14 @@ def test_design_card_models_exist():
     assert {"cropper", "detector", "reader", "fvi_ensemble"} <= set(_configs())
 
 
+def test_every_version_folder_survives_a_clone():
+    """git keeps no empty folders, and Triton refuses a model without a version folder."""
+    tracked = subprocess.run(["git", "ls-files", "model_repository"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    for name in _configs():
+        assert any(t.startswith(f"model_repository/{name}/1/") for t in tracked), f"{name}/1/ has no tracked file"
+
+
 def test_ensemble_steps_agree_with_composing_models():
     cfgs = _configs()
     ens = cfgs["fvi_ensemble"]
