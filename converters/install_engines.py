@@ -19,7 +19,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NETS = ("cropper", "detector", "reader")
-_ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: mc.TYPE_FP32, onnx.TensorProto.FLOAT16: mc.TYPE_FP16}
+_ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: mc.TYPE_FP32, onnx.TensorProto.FLOAT16: mc.TYPE_FP16,
+                   onnx.TensorProto.UINT8: mc.TYPE_UINT8}
 
 
 def load_config(path: Path) -> mc.ModelConfig:

@@ -1,10 +1,11 @@
-"""Read lines → structured fields: group by field, join wrapped lines, normalise, score."""
+"""Read lines → structured fields: group by field, join wrapped lines, normalise, score, check."""
 from __future__ import annotations
 
 import re
 
 import numpy as np
 
+from fvi import quality, validate
 from fvi.charset import normalize
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult
 
@@ -17,14 +18,19 @@ def normalize_field(name: str, value: str) -> str:
         digits = re.sub(r"\D", "", value)
         if len(digits) == 8:
             return f"{digits[:2]}/{digits[2:4]}/{digits[4:]}"
+        if not digits and value.casefold() == validate.NO_EXPIRY.casefold():
+            return validate.NO_EXPIRY
         return value
     if name == "full_name":
         return value.upper()
+    if name == "sex":
+        key = value.casefold()
+        return {"nam": "Nam", "nữ": "Nữ", "nu": "Nữ"}.get(key, value)
     return value
 
 
 def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.ndarray,
-             card_confidence: float, found: bool) -> OcrResult:
+             card_confidence: float, found: bool, quality_measures: np.ndarray) -> OcrResult:
     """line_meta rows: field index (−1 = padding), x0, y0, x1, y1, detector score."""
     corner_list = [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(corners).reshape(4, 2)]
     if not found:
@@ -45,4 +51,7 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
         conf = min(c for _, _, _, c in lines)
         fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [t for _, _, t, _ in lines])
     n_lines = sum(len(v) for v in grouped.values())
-    return OcrResult(STATUS_OK, CARD_TYPES[0], round(card_confidence, 4), corner_list, fields, n_lines)
+    findings = validate.check({k: f.value for k, f in fields.items()})
+    validate.apply(fields, findings)
+    return OcrResult(STATUS_OK, CARD_TYPES[0], round(card_confidence, 4), corner_list, fields, n_lines,
+                     quality.warnings(quality_measures) + findings)

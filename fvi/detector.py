@@ -23,9 +23,9 @@ MIN_AREA_CELLS = 3
 
 
 def preprocess(card_rgb: np.ndarray) -> np.ndarray:
-    """Flat CARD_W x CARD_H RGB card → (3, 320, 512) float32."""
+    """Flat CARD_W x CARD_H RGB card → (3, 320, 512) uint8 (the net normalises inside)."""
     small = cv2.resize(card_rgb, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
-    return (small.astype(np.float32) / 255.0 - 0.5).transpose(2, 0, 1).copy()
+    return np.ascontiguousarray(small.transpose(2, 0, 1))
 
 
 def target_box(box: np.ndarray) -> np.ndarray:

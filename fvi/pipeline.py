@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fvi import cropper, detector, reader
+from fvi import cropper, detector, quality, reader
 from fvi.assemble import assemble
 from fvi.geometry import Letterbox, warp_card
 from fvi.image_io import decode_image
@@ -38,6 +38,7 @@ class Warped:
     corners: np.ndarray  # 4 x 2 image pixels
     confidence: np.ndarray  # (1,) float32
     found: np.ndarray  # (1,) bool
+    quality: np.ndarray  # (len(quality.MEASURES),) float32, zeros when no card
 
 
 def stage_decode(data: bytes) -> Decoded:
@@ -51,12 +52,15 @@ def stage_warp(image: np.ndarray, letterbox: np.ndarray, heatmaps: np.ndarray) -
     if res.found:
         card = warp_card(image, res.corners)
         det = detector.preprocess(card)[None]
+        q = quality.measure(image.shape, res.corners, card)
     else:  # keep shapes fixed so the graph runs on; downstream steps see found=False
         from fvi.geometry import CARD_H, CARD_W
 
         card = np.zeros((CARD_H, CARD_W, 3), np.uint8)
-        det = np.zeros((1, 3, detector.INPUT_H, detector.INPUT_W), np.float32)
-    return Warped(card, det, res.corners.astype(np.float32), np.array([res.confidence], np.float32), np.array([res.found]))
+        det = np.zeros((1, 3, detector.INPUT_H, detector.INPUT_W), np.uint8)
+        q = np.zeros(len(quality.MEASURES), np.float32)
+    return Warped(card, det, res.corners.astype(np.float32), np.array([res.confidence], np.float32),
+                  np.array([res.found]), q)
 
 
 def stage_line_crops(card: np.ndarray, line_maps: np.ndarray, found: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +75,9 @@ def stage_line_crops(card: np.ndarray, line_maps: np.ndarray, found: bool) -> tu
     return crops, meta
 
 
-def stage_assemble(char_probs: np.ndarray, line_meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool) -> OcrResult:
-    return assemble(reader.decode(char_probs), line_meta, corners, confidence, found)
+def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool,
+                   quality_measures: np.ndarray) -> OcrResult:
+    return assemble(reader.decode(ctc_best), line_meta, corners, confidence, found, quality_measures)
 
 
 def onnx_session(path: Path, intra_threads: int = 1):
@@ -100,4 +105,4 @@ class ReferencePipeline:
         maps = self.detector.run(None, {"card": w.detector_input})[0]
         crops, meta = stage_line_crops(w.card, maps[0], bool(w.found[0]))
         probs = self.reader.run(None, {"line": crops})[0]
-        return stage_assemble(probs, meta, w.corners, float(w.confidence[0]), bool(w.found[0]))
+        return stage_assemble(probs, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality)

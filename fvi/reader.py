@@ -44,6 +44,6 @@ def normalize_line(line_gray: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode(probs: np.ndarray) -> list[tuple[str, float]]:
-    """(N, T, C) softmax outputs → (text, confidence) per line."""
-    return [ctc_greedy_decode(p)[:2] for p in probs]
+def decode(paths: np.ndarray) -> list[tuple[str, float]]:
+    """(N, T, 2) best class / probability per step (the reader's output) → (text, confidence) per line."""
+    return [ctc_greedy_decode(p)[:2] for p in paths]

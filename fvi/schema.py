@@ -35,6 +35,15 @@ class FieldResult:
 
 
 @dataclass
+class Warning:
+    """A finding the caller should see: a validation rule a value breaks, or a capture problem."""
+
+    code: str
+    fields: list[str]  # the fields it concerns; empty for the whole capture
+    message: str
+
+
+@dataclass
 class OcrResult:
     status: str
     card_type: str | None
@@ -42,6 +51,7 @@ class OcrResult:
     corners: list[list[float]]  # TL, TR, BR, BL in input-image pixels
     fields: dict[str, FieldResult]
     line_count: int = 0
+    warnings: list[Warning] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,4 +63,5 @@ class OcrResult:
     def from_json(text: str | bytes) -> "OcrResult":
         d = json.loads(text)
         d["fields"] = {k: FieldResult(**v) for k, v in d["fields"].items()}
+        d["warnings"] = [Warning(**w) for w in d.get("warnings", [])]
         return OcrResult(**d)

@@ -77,7 +77,7 @@ class WarpModel(_Base):
     def handle(self, request):
         w = pipeline.stage_warp(self.inp(request, "IMAGE_RGB"), self.inp(request, "LETTERBOX"), self.inp(request, "HEATMAPS")[0])
         return self.out(CARD_RGB=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
-                        CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found)
+                        CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
 
 
 class LineCropsModel(_Base):
@@ -89,7 +89,7 @@ class LineCropsModel(_Base):
 
 class AssembleModel(_Base):
     def handle(self, request):
-        result = pipeline.stage_assemble(self.inp(request, "CHAR_PROBS"), self.inp(request, "LINE_META"),
+        result = pipeline.stage_assemble(self.inp(request, "CTC_BEST"), self.inp(request, "LINE_META"),
                                          self.inp(request, "CORNERS"), float(self.inp(request, "CARD_CONFIDENCE")[0]),
-                                         bool(self.inp(request, "CARD_FOUND")[0]))
+                                         bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"))
         return self.out(RESULT=np.array([result.to_json().encode("utf-8")], dtype=object))

@@ -32,7 +32,7 @@ def test_ctc_decoding_collapses_repeats_and_blanks():
         seq += [i, i, charset.BLANK]
     probs = np.full((len(seq), charset.NUM_CLASSES), 1e-4, np.float32)
     probs[np.arange(len(seq)), seq] = 0.9
-    decoded, conf, per_char = charset.ctc_greedy_decode(probs)
+    decoded, conf, per_char = charset.ctc_greedy_decode(charset.best_path(probs))
     assert decoded == text and len(per_char) == len(text)
     assert 0 < conf <= 0.9 ** len(text) + 1e-6
 
@@ -117,7 +117,7 @@ def test_assemble_joins_wrapped_lines_and_normalises():
     meta = np.array([[6, 500, 300, 700, 330, 0.9], [6, 200, 340, 700, 370, 0.95], [0, 300, 100, 500, 130, 1.0],
                      [-1, 0, 0, 0, 0, 0]], np.float32)
     texts = [("Xã An Phú,", 0.99), ("Tỉnh Bắc Ninh", 0.9), ("0 01 2 03004567", 0.98), ("", 0.0)]
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True)
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.array([700, 50, 500, 0, 150], np.float32))
     assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
     assert res.fields["place_of_residence"].confidence == pytest.approx(0.9 * 0.95, abs=1e-4)
     assert res.fields["id_number"].value == "001203004567"

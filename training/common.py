@@ -86,11 +86,13 @@ def write_model_card(name: str, title: str, metrics: dict, export_info: dict, tr
 
 
 def image_batch(images: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
-    """uint8 NHWC RGB → the nets' NCHW input (RGB/255 − 0.5), with light/colour jitter when training."""
-    x = images.astype(np.float32) / 255.0
-    if rng is not None:
-        x = x * rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32) + rng.uniform(-0.15, 0.15, (len(x), 1, 1, 3)).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray((x - 0.5).transpose(0, 3, 1, 2)))
+    """uint8 NHWC RGB → the nets' NCHW pixel input: uint8 as served, or float 0-255 with light/colour
+    jitter when training (the nets normalise inside, training.nets)."""
+    if rng is None:
+        return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    x = images.astype(np.float32)
+    x = x * rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32) + rng.uniform(-38, 38, (len(x), 1, 1, 3)).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
 def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch: int, lr: float, eval_every: int) -> None:

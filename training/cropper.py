@@ -133,7 +133,7 @@ def export_cmd(a) -> None:
     args = json.loads((RUNS / "cropper.args.json").read_text())
     write_model_card("cropper", "Cropper — card corners (4 classes) on a 256×256 letterboxed photo", metrics, info,
                      {k: args[k] for k in ("steps", "batch", "lr", "seed")},
-                     "Input `image` float32 (N, 3, 256, 256): RGB/255 − 0.5, letterboxed (fvi.cropper.preprocess). "
+                     "Input `image` uint8 (N, 3, 256, 256): RGB pixels, letterboxed, normalised inside the net (fvi.cropper.preprocess). "
                      "Output `heatmaps` float32 (N, 4, 64, 64): probability of TL, TR, BR, BL at stride 4 "
                      "(fvi.cropper.decode).")
 

@@ -106,7 +106,7 @@ def export_cmd(a) -> None:
     args = json.loads((RUNS / "detector.args.json").read_text())
     write_model_card("detector", "Detector — text lines per field class on the flat card", metrics, info,
                      {k: args[k] for k in ("steps", "batch", "lr", "seed")},
-                     "Input `card` float32 (N, 3, 320, 512): flat card RGB/255 − 0.5 (fvi.detector.preprocess). "
+                     "Input `card` uint8 (N, 3, 320, 512): flat card RGB pixels, normalised inside the net (fvi.detector.preprocess). "
                      f"Output `line_maps` float32 (N, {len(FIELDS)}, 80, 128): per-field probability of a (shrunk) "
                      f"text line, classes in order {', '.join(FIELDS)} (fvi.detector.decode). Validation cards are "
                      "warped with corners perturbed like the cropper's error (fvi.synth.photo.flatten_like_cropper).")

@@ -33,6 +33,8 @@ class _UNetLite(nn.Module):
         nn.init.constant_(self.head.bias, -2.19)  # start at p≈0.1: maps are mostly background
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # pixels in (uint8 when served, float 0-255 with jitter in training): one place normalises
+        x = x.float() / 255.0 - 0.5
         c4 = self.s4(self.s2(x))
         c8 = self.s8(c4)
         c16 = self.s16(c8)
@@ -87,10 +89,13 @@ class WithSigmoid(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
-class WithSoftmax(nn.Module):
+class BestPath(nn.Module):
+    """What gets exported for the reader: per step the best class and its probability (fvi.charset.best_path)."""
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=-1)
+        p, k = torch.softmax(self.net(x), dim=-1).max(dim=-1)
+        return torch.stack([k.float(), p], dim=-1)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fvi import charset, reader
 from training.common import CACHE, MODELS, RUNS, batches, export, run_cli, seed_everything, train_loop, write_model_card
-from training.nets import ReaderNet, WithSoftmax
+from training.nets import BestPath, ReaderNet
 
 
 def _load(split: str, kinds=("cards", "lines")):
@@ -77,7 +77,7 @@ def train(a) -> None:
         return ctc(log_probs, targets, input_lengths, target_lengths)
 
     def predict(ims, ws):
-        return torch.softmax(model(_to_tensor(ims, ws)), -1).numpy()
+        return BestPath(model)(_to_tensor(ims, ws)).numpy()
 
     train_loop("reader", model, a.steps, a.lr, step, lambda: evaluate_arrays(predict, *vcards), a.eval_every)
     (RUNS / "reader.args.json").write_text(json.dumps(vars(a)))
@@ -98,15 +98,16 @@ def export_cmd(a) -> None:
     model = ReaderNet()
     model.load_state_dict(torch.load(RUNS / "reader.pt"))
     ims, ws, _ = _load("val", ("cards",))
-    info = export(WithSoftmax(model.eval()), _to_tensor(ims[:8], ws[:8]), MODELS / "reader.onnx", "line", "char_probs")
+    info = export(BestPath(model.eval()), _to_tensor(ims[:8], ws[:8]), MODELS / "reader.onnx", "line", "ctc_best")
     a.onnx = MODELS / "reader.onnx"
     metrics = evaluate(a)
     args = json.loads((RUNS / "reader.args.json").read_text())
     write_model_card("reader", "Reader — one text line to Vietnamese text (CTC)", metrics, info,
                      {k: args[k] for k in ("steps", "batch", "lr", "seed")},
                      f"Input `line` float32 (N, 1, 32, 512): grey line crop, contrast-normalised, zero-padded right "
-                     f"(fvi.reader.crop_line). Output `char_probs` float32 (N, 128, {charset.NUM_CLASSES}): softmax "
-                     f"over blank + charset `{charset.CHARSET_VERSION}` (fvi.charset), greedy CTC decoding. "
+                     f"(fvi.reader.crop_line). Output `ctc_best` float32 (N, 128, 2): per step the best class of the softmax "
+                     f"over blank + charset `{charset.CHARSET_VERSION}` ({charset.NUM_CLASSES} classes, fvi.charset) and its "
+                     "probability, decoded greedily (fvi.charset.ctc_greedy_decode). "
                      "`card_line_crops` are lines cut from photographed cards warped with cropper-like corner error "
                      "and detector-like box jitter; `rendered_lines` are random strings over the whole charset.")
 

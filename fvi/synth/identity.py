@@ -8,25 +8,9 @@ from dataclasses import dataclass
 from faker import Faker
 
 from fvi.charset import is_encodable, normalize
+from fvi.validate import EXPIRY_AGES, NO_EXPIRY, PROVINCES, century_sex_digit
 
-# Province codes used as the first three digits of the personal ID number (63 provinces, pre-2025).
-PROVINCES: dict[str, str] = {
-    "001": "Hà Nội", "002": "Hà Giang", "004": "Cao Bằng", "006": "Bắc Kạn", "008": "Tuyên Quang",
-    "010": "Lào Cai", "011": "Điện Biên", "012": "Lai Châu", "014": "Sơn La", "015": "Yên Bái",
-    "017": "Hòa Bình", "019": "Thái Nguyên", "020": "Lạng Sơn", "022": "Quảng Ninh", "024": "Bắc Giang",
-    "025": "Phú Thọ", "026": "Vĩnh Phúc", "027": "Bắc Ninh", "030": "Hải Dương", "031": "Hải Phòng",
-    "033": "Hưng Yên", "034": "Thái Bình", "035": "Hà Nam", "036": "Nam Định", "037": "Ninh Bình",
-    "038": "Thanh Hóa", "040": "Nghệ An", "042": "Hà Tĩnh", "044": "Quảng Bình", "045": "Quảng Trị",
-    "046": "Thừa Thiên Huế", "048": "Đà Nẵng", "049": "Quảng Nam", "051": "Quảng Ngãi", "052": "Bình Định",
-    "054": "Phú Yên", "056": "Khánh Hòa", "058": "Ninh Thuận", "060": "Bình Thuận", "062": "Kon Tum",
-    "064": "Gia Lai", "066": "Đắk Lắk", "067": "Đắk Nông", "068": "Lâm Đồng", "070": "Bình Phước",
-    "072": "Tây Ninh", "074": "Bình Dương", "075": "Đồng Nai", "077": "Bà Rịa - Vũng Tàu", "079": "Hồ Chí Minh",
-    "080": "Long An", "082": "Tiền Giang", "083": "Bến Tre", "084": "Trà Vinh", "086": "Vĩnh Long",
-    "087": "Đồng Tháp", "089": "An Giang", "091": "Kiên Giang", "092": "Cần Thơ", "093": "Hậu Giang",
-    "094": "Sóc Trăng", "095": "Bạc Liêu", "096": "Cà Mau",
-}
 CITY_PROVINCES = {"001", "031", "048", "079", "092"}
-NO_EXPIRY = "Không thời hạn"
 
 
 @dataclass
@@ -44,12 +28,6 @@ class Identity:
         return dict(self.__dict__)
 
 
-def century_sex_digit(birth_year: int, sex: str) -> int:
-    """Gender/century digit of the ID number: 0/1 for 1900s male/female, 2/3 for 2000s, …"""
-    century_index = (birth_year // 100) - 19
-    return century_index * 2 + (0 if sex == "Nam" else 1)
-
-
 def make_id_number(province_code: str, dob: dt.date, sex: str, rng: random.Random) -> str:
     return f"{province_code}{century_sex_digit(dob.year, sex)}{dob.year % 100:02d}{rng.randrange(10**6):06d}"
 
@@ -58,7 +36,7 @@ def expiry_for(dob: dt.date, issued: dt.date) -> str:
     """Cards are renewed at 25, 40 and 60; one issued within two years of a milestone runs to the next,
     and one issued at 58 or older never expires."""
     age_at_issue = (issued - dob).days / 365.25
-    for milestone in (25, 40, 60):
+    for milestone in EXPIRY_AGES:
         if age_at_issue < milestone - 2:
             try:
                 return dob.replace(year=dob.year + milestone).strftime("%d/%m/%Y")

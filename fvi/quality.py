@@ -1,0 +1,52 @@
+"""Capture quality of a found card: the reasons a user should retake the photo, as warnings.
+
+Measured in the card_warp step (it has the photo, the corners and the flat card) and carried to
+assemble as a small vector, so the measures travel through Triton as numbers, never as pixels.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fvi.schema import Warning
+
+MEASURES: tuple[str, ...] = ("card_long_side_px", "corner_margin_px", "sharpness", "glare_fraction", "brightness")
+# A card whose long side spans fewer photo pixels than this is upsampled to read it: small print blurs.
+MIN_CARD_LONG_SIDE_PX = 400.0
+# Variance of the Laplacian of the flat grey card below this: defocus or motion blur (a Gaussian blur of
+# sigma 2 on synthetic cards gives at most ~31, sharp ones ~370).
+MIN_SHARPNESS = 40.0
+# Fraction of blown-out, colourless card pixels above this: a glare spot is hiding print.
+MAX_GLARE_FRACTION = 0.02
+# mean grey of the flat card; synthetic cards in normal light measure 116-235
+MIN_BRIGHTNESS = 75.0
+
+
+def measure(image_shape: tuple[int, ...], corners: np.ndarray, card_rgb: np.ndarray) -> np.ndarray:
+    """(len(MEASURES),) float32 for one found card."""
+    h, w = image_shape[:2]
+    c = np.asarray(corners, np.float64).reshape(4, 2)
+    edges = np.linalg.norm(c - np.roll(c, -1, axis=0), axis=1)
+    long_side = float(max(edges[0] + edges[2], edges[1] + edges[3]) / 2)
+    margin = float(min(c[:, 0].min(), c[:, 1].min(), w - 1 - c[:, 0].max(), h - 1 - c[:, 1].max()))
+    gray = cv2.cvtColor(card_rgb, cv2.COLOR_RGB2GRAY)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    hsv = cv2.cvtColor(card_rgb, cv2.COLOR_RGB2HSV)
+    glare = float(np.mean((hsv[..., 2] >= 250) & (hsv[..., 1] <= 20)))
+    return np.array([long_side, margin, sharpness, glare, float(gray.mean())], np.float32)
+
+
+def warnings(values: np.ndarray) -> list[Warning]:
+    q = dict(zip(MEASURES, np.asarray(values, np.float64).reshape(-1).tolist()))
+    found: list[Warning] = []
+    if q["corner_margin_px"] < 0:
+        found.append(Warning("cut_corner", [], "part of the card lies outside the photo; photograph the whole card"))
+    if q["card_long_side_px"] < MIN_CARD_LONG_SIDE_PX:
+        found.append(Warning("small_card", [], "the card is small in the photo; move closer so it fills most of the frame"))
+    if q["sharpness"] < MIN_SHARPNESS:
+        found.append(Warning("blur", [], "the card is blurred; hold still and let the camera focus"))
+    if q["glare_fraction"] > MAX_GLARE_FRACTION:
+        found.append(Warning("glare", [], "a glare spot covers part of the card; tilt it away from the light"))
+    if q["brightness"] < MIN_BRIGHTNESS:
+        found.append(Warning("low_light", [], "the photo is dark; take it in better light"))
+    return found

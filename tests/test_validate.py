@@ -1,0 +1,81 @@
+"""Post-processing that uses what a card guarantees, and capture-quality warnings."""
+from __future__ import annotations
+
+import datetime as dt
+
+import cv2
+import numpy as np
+import pytest
+
+from fvi import quality, validate
+from fvi.geometry import warp_card
+from fvi.image_io import decode_image
+from fvi.schema import FieldResult
+from fvi.synth.dataset import generate
+from fvi.synth.identity import IdentityFactory
+
+TODAY = dt.date(2026, 11, 22)
+
+
+def _codes(values: dict[str, str]) -> set[str]:
+    return {w.code for w in validate.check(values, today=TODAY)}
+
+
+def test_generated_identities_break_no_reading_rule():
+    ids = IdentityFactory(77)
+    for _ in range(200):
+        codes = _codes(ids.make().fields())
+        assert codes <= validate.CARD_FACTS, codes
+
+
+@pytest.mark.parametrize("field, value, code", [
+    ("id_number", "03820300456", "id_format"),
+    ("id_number", "003203004567", "id_province_unknown"),
+    ("id_number", "038203004567", "id_birth_year_mismatch"),  # born 1990 below
+    ("id_number", "038290004567", "id_century_sex_mismatch"),  # 2 = man born in the 2000s
+    ("date_of_birth", "31/02/1990", "date_invalid"),
+    ("date_of_birth", "01/01/2990", "date_invalid"),
+    ("sex", "Nan", "sex_invalid"),
+    ("date_of_expiry", "02/03/2016", "expiry_rule"),
+    ("date_of_expiry", "Khong thoi han", "date_invalid"),
+    ("full_name", "", "field_missing"),
+])
+def test_a_broken_rule_is_reported(field, value, code):
+    values = {"id_number": "038090004567", "full_name": "NGUYỄN VĂN AN", "date_of_birth": "02/03/1990",
+              "sex": "Nam", "nationality": "Việt Nam", "place_of_origin": "Xã An Phú, Tỉnh Thanh Hóa",
+              "place_of_residence": "Xã An Phú, Tỉnh Thanh Hóa", "date_of_expiry": "02/03/2030"}
+    assert _codes(values) == set()
+    values[field] = value
+    assert code in _codes(values)
+
+
+def test_findings_cap_confidence_but_card_facts_do_not():
+    fields = {"id_number": FieldResult("038003004567", 0.99), "date_of_birth": FieldResult("02/03/1990", 0.98),
+              "sex": FieldResult("Nam", 0.97), "date_of_expiry": FieldResult("02/03/2015", 0.96)}
+    findings = validate.check({k: f.value for k, f in fields.items()}, today=TODAY)
+    assert {w.code for w in findings} == {"id_birth_year_mismatch", "card_expired"}
+    validate.apply(fields, findings)
+    assert fields["id_number"].confidence == validate.FINDING_CONFIDENCE_CAP
+    assert fields["date_of_birth"].confidence == validate.FINDING_CONFIDENCE_CAP
+    assert fields["sex"].confidence == 0.97 and fields["date_of_expiry"].confidence == 0.96
+
+
+def test_capture_problems_become_warnings():
+    sample = next(generate(1, seed=5152))
+    image = decode_image(sample.capture.jpeg)
+    corners = np.array(sample.capture.corners, np.float32)
+    card = warp_card(image, corners)
+
+    def codes(img_shape, c, flat) -> set[str]:
+        return {w.code for w in quality.warnings(quality.measure(img_shape, c, flat))}
+
+    base = codes(image.shape, corners, card)
+    assert base == set() or base == {"glare"}, base  # the generator adds glare spots at random
+    assert "blur" in codes(image.shape, corners, cv2.GaussianBlur(card, (0, 0), 2.5))
+    assert "low_light" in codes(image.shape, corners, (card * 0.3).astype(np.uint8))
+    shifted = corners - corners.min(axis=0) - 5  # a corner leaves the photo
+    assert "cut_corner" in codes(image.shape, shifted, card)
+    assert "small_card" in codes(image.shape, corners * 0.3, card)
+    glare = card.copy()
+    glare[100:300, 200:500] = 255
+    assert "glare" in codes(image.shape, corners, glare)
