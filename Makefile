@@ -2,13 +2,16 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-train engines serve triton test test-fast bench accuracy train train-data dataset clean
+.PHONY: setup setup-train setup-convert engines serve triton test test-fast bench accuracy train train-data dataset clean
 
 setup:            ## apt packages, virtualenv, tritonserver binary, perf_analyzer (idempotent)
 	bash scripts/setup.sh serve
 
 setup-train: setup ## + PyTorch CPU for training
 	bash scripts/setup.sh train
+
+setup-convert:    ## TensorFlow + tf2onnx in their own virtualenv (.venv-tf) for converters/tf_to_onnx.py
+	VENV=.venv-tf bash scripts/setup.sh convert
 
 engines: setup    ## committed ONNX -> model_repository/*/1 (validated); TensorRT plans where a GPU exists
 	$(PY) -m converters.install_engines
@@ -19,7 +22,7 @@ serve: engines    ## embedded tritonserver + FastAPI gateway on :8080 (Ctrl-C st
 triton: engines   ## only the embedded tritonserver (gRPC :8001, HTTP :8000, metrics :8002)
 	$(PY) -m fvi.triton_launcher
 
-test: engines     ## the whole suite, end-to-end tests included (starts and stops its own servers)
+test: engines setup-convert ## the whole suite, end-to-end tests included (starts and stops its own servers)
 	$(PY) -m pytest -q
 
 test-fast: engines ## unit tests only

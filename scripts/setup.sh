@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything FVI needs on a fresh Debian 12 machine: apt packages, a virtualenv with pinned
 # packages, the tritonserver binary (nvidia-pytriton wheel) and perf_analyzer (tritonclient 2.48 wheel).
-# Idempotent: a second run only checks. Usage: scripts/setup.sh [serve|train]
+# Idempotent: a second run only checks. Usage: scripts/setup.sh [serve|train|convert]
+# (convert: TensorFlow + tf2onnx in their own virtualenv, VENV=.venv-tf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIND=${1:-serve}
@@ -18,12 +19,17 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt requirements/serve.txt ] && [ "$STAMP" -nt requirements/train.txt ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "requirements/$KIND.txt" ] && [ "$STAMP" -nt requirements/serve.txt ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q -r "requirements/$KIND.txt"
+if [ "$KIND" = convert ]; then  # the TensorFlow converter's own environment: nothing else goes in it
+  touch "$STAMP"
+  echo "setup: convert environment ready in $VENV"
+  exit 0
+fi
 # the server binary only: pytriton's Python API (and its numpy/tritonclient pins) is not used
 "$VENV/bin/pip" install -q --no-deps nvidia-pytriton==0.7.0
 "$VENV/bin/pip" install -q --no-deps -e .
