@@ -1,17 +1,20 @@
-"""FastAPI gateway: accepts a photo, calls the Triton `fvi_ensemble` over gRPC, returns the fields as JSON.
+"""FastAPI gateway: accepts photos, calls the Triton `fvi_ensemble` over gRPC, returns the fields as JSON.
 
-It holds no model and decodes no image: the ensemble does the work (image validation included, in its
-`decode` step with the shared fvi.image_io), the gateway enforces upload size and content type, maps
-errors to HTTP statuses and keeps one async gRPC client for the process lifetime.
+It holds no model and validates no image itself: the ensemble does the work (image validation included,
+in its `decode` step with the shared fvi.image_io). The gateway caps upload sizes, checks the API key,
+bounds and retries its calls to Triton (gateway/triton.py), maps errors to HTTP statuses and exports
+Prometheus metrics. Only `?debug=1` decodes the photo here, to draw on it.
 
 PRIVACY: logs carry only request id, endpoint, HTTP status, latency and error code — never field
-values, image bytes or anything derived from them. Unhandled exceptions are logged by type name only,
-since their messages (e.g. pydantic's) may quote the values.
+values, image bytes or anything derived from them; uploads never touch the disk (gateway/uploads.py).
+Unhandled exceptions are logged by type name only, since their messages (e.g. pydantic's) may quote
+the values.
 
 Run: `uvicorn gateway.app:app_from_env --factory` (configured by FVI_* variables) or `python -m gateway.serve`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -19,32 +22,34 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
 
-import numpy as np
-import tritonclient.grpc as grpcclient
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.datastructures import MutableHeaders, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from tritonclient.grpc.aio import InferenceServerClient
-from tritonclient.utils import InferenceServerException
 
-from fvi.image_io import MAX_BYTES
-from gateway.config import DEFAULT_REQUEST_TIMEOUT_S, MODEL_NAME, Settings
-from gateway.errors import ApiError, from_triton, unavailable
-from gateway.models import ErrorBody, ErrorResponse, HealthResponse, OcrResponse, Timing, build_response
+from fvi.schema import STATUS_OK
+from gateway.auth import require_api_key
+from gateway.config import Settings
+from gateway.debug import annotated_image
+from gateway.errors import ApiError, unavailable
+from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.models import (BatchItem, BatchResponse, CardResult, ErrorBody, ErrorResponse, HealthResponse,
+                            OcrResponse, ResultWarning, Timing, parse_result)
+from gateway.triton import Ensemble
+from gateway.uploads import RAW_IMAGE_TYPES, Upload, read_image, read_images
 
 logger = logging.getLogger("gateway")
 
-# Declared types we pass on; the ensemble then checks what the bytes really are.
-RAW_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/octet-stream"})
-PART_IMAGE_TYPES = RAW_IMAGE_TYPES | {"image/jpg", "image/pjpeg", ""}  # "" = the part declared no type
-MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the image in a multipart body
-ROUTES = ("/v1/ocr", "/healthz", "/readyz")
-PROBES = ("/healthz", "/readyz")
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the images in a multipart body
+OCR, BATCH = "/v1/ocr", "/v1/ocr/batch"
+ROUTES = (OCR, BATCH, "/healthz", "/readyz", "/metrics")
+QUIET = ("/healthz", "/readyz", "/metrics")  # probes and scrapes: logged at DEBUG
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 OCR_REQUEST_BODY = {
@@ -60,11 +65,30 @@ OCR_REQUEST_BODY = {
         },
     }
 }
-ERROR_RESPONSES = {s: {"model": ErrorResponse} for s in (400, 413, 415, 422, 502, 503, 504)}
+BATCH_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "multipart/form-data with the photos as repeated file fields `images`",
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["images"],
+                           "properties": {"images": {"type": "array", "minItems": 1,
+                                                     "items": {"type": "string", "format": "binary"}}}},
+            },
+        },
+    }
+}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "required": True,
+                               "schema": {"type": "string"}}}
+DEBUG_QUERY = Query(False, description="also return the photo with corners, line boxes and read text drawn on it "
+                                       "(base64 JPEG, in the response only)")
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    docs: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in statuses}
+    if 503 in docs:
+        docs[503]["headers"] = RETRY_AFTER
+    return docs
 
 
 def error_response(status: int, code: str, message: str, request_id: str,
@@ -77,26 +101,30 @@ def _request_id(request: Request) -> str:
     return getattr(request.state, "request_id", "-")
 
 
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
+class _BodyTooLarge(Exception):
+    pass
 
 
 class RequestContext:
-    """Pure ASGI middleware: request id, body size cap while reading, last-resort 500, one log line.
+    """Pure ASGI middleware: request id, body size cap while reading, metrics, last-resort 500, one log line.
 
     The cap is enforced on the bytes as they arrive (Content-Length is checked first, chunked bodies
-    are counted), so an oversized upload is refused before it is buffered or spooled to disk.
+    are counted), so an oversized upload is refused before it is buffered. Each route has its own cap
+    (`body_caps`); any other path gets `MULTIPART_SLACK`.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, body_caps: dict[str, tuple[int, str]], metrics: Metrics) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.body_caps = body_caps  # path -> (max body bytes, error code)
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        path = scope.get("path", "")
+        route = path if path in ROUTES else "other"
         headers = dict((k.lower(), v) for k, v in scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
@@ -104,6 +132,7 @@ class RequestContext:
         state["request_id"] = request_id
         response = {"status": 0}
         received = 0
+        max_body, too_large_code = self.body_caps.get(path, (MULTIPART_SLACK, "request_too_large"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -116,7 +145,7 @@ class RequestContext:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > max_body:
                     raise _BodyTooLarge
             return message
 
@@ -124,109 +153,79 @@ class RequestContext:
             state["error_code"] = code
             await error_response(status, code, message, request_id)(scope, receive, send_with_id)
 
-        too_large = f"the upload is larger than {self.max_body_bytes} bytes; send a smaller photo"
+        too_large = f"the request body is larger than {max_body} bytes; send a smaller photo"
+        self.metrics.in_flight.inc()
         try:
             declared = headers.get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                await reply(413, "image_too_large", too_large)
+            if declared.isdigit() and int(declared) > max_body:
+                await reply(413, too_large_code, too_large)
             else:
                 await self.app(scope, counted_receive, send_with_id)
         except _BodyTooLarge:
             if not response["status"]:
-                await reply(413, "image_too_large", too_large)
+                await reply(413, too_large_code, too_large)
         except Exception as exc:  # noqa: BLE001 — last resort; type name only (privacy)
             state["error_code"] = "internal_error"
             logger.error("request_id=%s unhandled %s", request_id, type(exc).__name__)
             if not response["status"]:
                 await reply(500, "internal_error", "the gateway failed; retry later")
         finally:
-            path = scope.get("path", "")
-            logger.log(logging.DEBUG if path in PROBES else logging.INFO,
+            elapsed = time.perf_counter() - start
+            self.metrics.in_flight.dec()
+            status = response["status"] or 500  # no response started: the client saw the connection drop
+            self.metrics.requests.labels(route, scope.get("method", "-"), str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            code = state.get("error_code")
+            if code:
+                self.metrics.errors.labels(code).inc()
+            logger.log(logging.DEBUG if path in QUIET else logging.INFO,
                        "request_id=%s endpoint=%s status=%s latency_ms=%.1f error=%s",
-                       request_id, path if path in ROUTES else "other", response["status"] or "-",
-                       (time.perf_counter() - start) * 1000, state.get("error_code", "-"))
+                       request_id, route, response["status"] or "-", elapsed * 1000, code or "-")
 
 
-async def read_image(request: Request, max_bytes: int) -> bytes:
-    """The photo from a multipart field `image` or from a raw image body, refusing what isn't one."""
-    media = _media_type(request.headers.get("content-type"))
-    if media == "multipart/form-data":
+async def read_card(ensemble: Ensemble, data: bytes, request_id: str, debug: bool) -> CardResult:
+    """One photo through Triton -> CardResult (ApiError for a refused image, no card, or a Triton failure)."""
+    out = await ensemble.infer(data, request_id, with_geometry=debug)
+    card = parse_result(out.result)
+    if debug:
         try:
-            form = await request.form(max_files=1, max_fields=16)
-        except (MultiPartException, StarletteHTTPException):
-            raise ApiError(400, "invalid_multipart", "the multipart body could not be parsed") from None
-        try:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise ApiError(400, "missing_image", "send the photo as a file in the multipart field 'image'")
-            part_type = _media_type(upload.content_type)
-            if part_type not in PART_IMAGE_TYPES:
-                raise ApiError(415, "unsupported_media_type",
-                               f"'{part_type}' is not accepted; send a JPEG, PNG or WebP photo")
-            data = await upload.read(max_bytes + 1)
-        finally:
-            await form.close()
-    elif media in RAW_IMAGE_TYPES:
-        data = await request.body()
-    else:
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type '{media or 'none'}' is not accepted; send multipart/form-data with field "
-                       "'image', or the photo itself as image/jpeg, image/png or image/webp")
-    if len(data) > max_bytes:
-        raise ApiError(413, "image_too_large", f"the image is larger than {max_bytes} bytes; send a smaller photo")
-    return data
+            card.annotated_image = await asyncio.to_thread(annotated_image, data, out.result_dict(), out.corners,
+                                                           out.line_meta)
+        except Exception as exc:  # noqa: BLE001 — the drawing must never lose the result itself
+            logger.warning("request_id=%s debug image failed: %s", request_id, type(exc).__name__)
+            card.warnings.append(ResultWarning(code="debug_image_failed", field=None,
+                                               message="the annotated image could not be drawn"))
+    return card
 
 
-async def run_ensemble(client: InferenceServerClient, settings: Settings, data: bytes, request_id: str) -> bytes:
-    """One gRPC call to the ensemble; returns its RESULT JSON. Triton errors become ApiErrors."""
-    image = grpcclient.InferInput("IMAGE", [1], "BYTES")
-    image.set_data_from_numpy(np.array([data], dtype=np.object_))
-    try:
-        result = await client.infer(settings.model_name, [image],
-                                    outputs=[grpcclient.InferRequestedOutput("RESULT")],
-                                    request_id=request_id, client_timeout=settings.request_timeout_s)
-    except InferenceServerException as exc:
-        raise from_triton(exc, settings.retry_after_s) from None
-    out = result.as_numpy("RESULT")
-    if out is None or out.size != 1:
-        raise ApiError(502, "triton_error", "the inference server returned no result")
-    return out.reshape(-1)[0]
-
-
-def _channel_args() -> list[tuple[str, int]]:
-    """tritonclient's defaults, plus a short reconnect backoff so a restarted Triton is used within seconds."""
-    keepalive = grpcclient.KeepAliveOptions()
-    return [
-        ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
-        ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
-        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
-        ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
-        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
-        ("grpc.initial_reconnect_backoff_ms", 250),
-        ("grpc.max_reconnect_backoff_ms", 2000),
-    ]
-
-
-def create_app(triton_url: str, *, max_upload_bytes: int = MAX_BYTES,
-               request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, model_name: str = MODEL_NAME) -> FastAPI:
-    """The gateway for the Triton gRPC endpoint `triton_url` ("host:port")."""
-    settings = Settings(triton_url=triton_url, max_upload_bytes=max_upload_bytes,
-                        request_timeout_s=request_timeout_s, model_name=model_name)
+def create_app(triton_url: str, **options: Any) -> FastAPI:
+    """The gateway for the Triton gRPC endpoint `triton_url` ("host:port"); `options` are other Settings fields."""
+    settings = Settings(triton_url=triton_url, **options)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # created inside the server's event loop, which the grpc.aio channel binds to
-        app.state.triton = InferenceServerClient(settings.triton_url, channel_args=_channel_args())
+        app.state.ensemble = Ensemble(settings, metrics)
         try:
             yield
         finally:
-            await app.state.triton.close()
+            await app.state.ensemble.close()
 
     app = FastAPI(title="FVI OCR gateway", version="1", lifespan=lifespan,
-                  description="Vietnamese ID card OCR; the models run in NVIDIA Triton (`fvi_ensemble`).")
+                  description="Vietnamese ID card OCR; the models run in NVIDIA Triton (`fvi_ensemble`). "
+                              "Every error is JSON: {\"error\": {\"code\", \"message\"}, \"request_id\"}.")
     app.state.settings = settings
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK)
+    app.state.metrics = metrics
+    body_caps = {OCR: (settings.max_upload_bytes + MULTIPART_SLACK, "image_too_large"),
+                 BATCH: (settings.max_batch_bytes + MULTIPART_SLACK, "batch_too_large")}
+    app.add_middleware(RequestContext, body_caps=body_caps, metrics=metrics)
+    if settings.cors_origins:  # added last = outermost, so error responses carry the CORS headers too
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
+    secured = [Depends(require_api_key(settings.api_key))] if settings.api_key else []
+    auth_errors = (401,) if settings.api_key else ()
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -243,54 +242,96 @@ def create_app(triton_url: str, *, max_upload_bytes: int = MAX_BYTES,
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         request.state.error_code = "invalid_request"  # FastAPI's default body would echo the input
-        return error_response(400, "invalid_request", "the request is malformed", _request_id(request))
+        return error_response(400, "invalid_request", "the request is malformed (check the query parameters)",
+                              _request_id(request))
 
-    @app.post("/v1/ocr", response_model=OcrResponse, responses=ERROR_RESPONSES, openapi_extra=OCR_REQUEST_BODY,
+    @app.post(OCR, response_model=OcrResponse, openapi_extra=OCR_REQUEST_BODY, dependencies=secured,
+              responses=_error_responses(400, *auth_errors, 413, 415, 422, 502, 503, 504),
               summary="Read the fields of a photographed ID card")
-    async def ocr(request: Request) -> OcrResponse:
+    async def ocr(request: Request, debug: bool = DEBUG_QUERY) -> OcrResponse:
         start = time.perf_counter()
         data = await read_image(request, settings.max_upload_bytes)
         sent = time.perf_counter()
-        result = await run_ensemble(request.app.state.triton, settings, data, _request_id(request))
+        card = await read_card(request.app.state.ensemble, data, _request_id(request), debug)
         done = time.perf_counter()
         timing = Timing(inference=round((done - sent) * 1000, 1), total=round((done - start) * 1000, 1))
-        return build_response(result, _request_id(request), timing)
+        return OcrResponse(request_id=_request_id(request), status=STATUS_OK, timing_ms=timing, **dict(card))
+
+    @app.post(BATCH, response_model=BatchResponse, openapi_extra=BATCH_REQUEST_BODY, dependencies=secured,
+              responses=_error_responses(400, *auth_errors, 413, 415, 503),
+              summary="Read several photos; one result or error per image, in upload order")
+    async def ocr_batch(request: Request, debug: bool = DEBUG_QUERY) -> BatchResponse:
+        """200 whenever the upload was read: each item carries the status /v1/ocr would have given that image.
+
+        When Triton cannot be reached for any image, the whole answer is that 503 (with Retry-After),
+        so a client retries the batch instead of inspecting every item.
+        """
+        start = time.perf_counter()
+        request_id = _request_id(request)
+        uploads = await read_images(request, settings.max_batch_images, settings.max_upload_bytes)
+        ensemble: Ensemble = request.app.state.ensemble
+        slowest = 0.0
+
+        async def one(index: int, upload: Upload) -> tuple[BatchItem, ApiError | None]:
+            nonlocal slowest
+            if upload.error is not None:
+                error = upload.error
+            else:
+                sent = time.perf_counter()
+                try:
+                    card = await read_card(ensemble, upload.data, f"{request_id}.{index}", debug)
+                    return BatchItem(index=index, http_status=200, result=card), None
+                except ApiError as exc:
+                    error = exc
+                finally:
+                    slowest = max(slowest, time.perf_counter() - sent)
+            return BatchItem(index=index, http_status=error.status,
+                             error=ErrorBody(code=error.code, message=error.message)), error
+
+        # concurrent; the Ensemble's semaphore bounds how many reach Triton at once
+        done = await asyncio.gather(*(one(i, u) for i, u in enumerate(uploads)))
+        errors = [e for _, e in done if e is not None]
+        if errors and len(errors) == len(done) and all(e.status == 503 for e in errors):
+            raise errors[0]
+        for e in errors:
+            metrics.errors.labels(e.code).inc()
+        timing = Timing(inference=round(slowest * 1000, 1), total=round((time.perf_counter() - start) * 1000, 1))
+        return BatchResponse(request_id=request_id, count=len(done), items=[item for item, _ in done], timing_ms=timing)
 
     @app.get("/healthz", response_model=HealthResponse, summary="The process is alive")
     async def healthz() -> HealthResponse:
         return HealthResponse(status="alive")
 
-    @app.get("/readyz", response_model=HealthResponse, responses={503: {"model": ErrorResponse}},
+    @app.get("/readyz", response_model=HealthResponse, responses=_error_responses(503),
              summary="Triton is live and the ensemble is loaded")
     async def readyz(request: Request) -> HealthResponse:
-        client: InferenceServerClient = request.app.state.triton
-        try:
-            live = await client.is_server_live(client_timeout=settings.ready_timeout_s)
-            ready = live and await client.is_model_ready(settings.model_name, client_timeout=settings.ready_timeout_s)
-        except InferenceServerException:
-            live = ready = False
+        live, ready = await request.app.state.ensemble.ready()
         if not live:
             raise unavailable("the inference server is not reachable", settings.retry_after_s)
         if not ready:
-            raise ApiError(503, "not_ready", f"the {settings.model_name} model is not loaded yet",
-                           {"Retry-After": str(settings.retry_after_s)})
+            raise unavailable(f"the {settings.model_name} model is not loaded yet", settings.retry_after_s,
+                              code="not_ready")
         return HealthResponse(status="ready")
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text exposition format)")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int | str = logging.INFO) -> None:
     """The gateway's log lines on stderr, once; uvicorn configures only its own loggers."""
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(level)
         logger.propagate = False
+    logger.setLevel(level)
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory`: settings from FVI_TRITON_URL, FVI_MAX_UPLOAD_BYTES, FVI_REQUEST_TIMEOUT_S."""
-    configure_logging()
+    """Factory for `uvicorn --factory`: every setting from the FVI_* variables (see README)."""
     s = Settings.from_env()
-    return create_app(s.triton_url, max_upload_bytes=s.max_upload_bytes, request_timeout_s=s.request_timeout_s)
+    configure_logging(s.log_level)
+    return create_app(**asdict(s))

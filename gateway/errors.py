@@ -34,8 +34,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def unavailable(message: str, retry_after_s: int) -> ApiError:
-    return ApiError(503, "triton_unavailable", message, {"Retry-After": str(retry_after_s)})
+def unavailable(message: str, retry_after_s: int, code: str = "triton_unavailable") -> ApiError:
+    """503 with Retry-After: the client should simply try again later."""
+    return ApiError(503, code, message, {"Retry-After": str(retry_after_s)})
 
 
 def from_triton(exc: InferenceServerException, retry_after_s: int) -> ApiError:

@@ -1,4 +1,4 @@
-"""Response bodies. Built from the ensemble's RESULT JSON (fvi.schema.OcrResult) by `build_response`."""
+"""Response bodies (they are the OpenAPI schema). Built from the ensemble's RESULT JSON by `parse_result`."""
 from __future__ import annotations
 
 import json
@@ -17,24 +17,44 @@ class FieldValue(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
 
 
+class ResultWarning(BaseModel):
+    """A finding that does not stop the read: a failed validation rule or a photo-quality problem."""
+
+    code: str = Field(description="machine code, e.g. blur, glare, corner_cut, small_card, or a validation rule")
+    field: str | None = Field(default=None, description="the field it concerns; null for the whole card or photo")
+    message: str = Field(description="for a person")
+
+
+class AnnotatedImage(BaseModel):
+    media_type: Literal["image/jpeg"] = "image/jpeg"
+    data_base64: str = Field(description="the photo with the corners, line boxes and read text drawn on it")
+
+
 class Timing(BaseModel):
-    inference: float = Field(description="round trip to the Triton ensemble, ms")
+    inference: float = Field(description="round trip to the Triton ensemble (slowest image of a batch), ms")
     total: float = Field(description="from request received to response built, ms")
 
 
-class OcrResponse(BaseModel):
-    request_id: str
-    status: Literal["ok"]
+class CardResult(BaseModel):
+    """What was read from one photo."""
+
     card_type: str | None
     card_confidence: float = Field(ge=0.0, le=1.0)
     corners: list[Point] = Field(min_length=4, max_length=4, description="TL, TR, BR, BL in image pixels")
     fields: dict[str, FieldValue] = Field(description=f"always the keys {', '.join(FIELDS)}")
+    warnings: list[ResultWarning] = Field(description="validation and photo-quality findings; empty when none")
+    annotated_image: AnnotatedImage | None = Field(default=None, description="only with ?debug=1")
+
+
+class OcrResponse(CardResult):
+    request_id: str
+    status: Literal["ok"]
     timing_ms: Timing
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="stable machine code, e.g. corrupt_image, no_card, triton_unavailable")
+    message: str = Field(description="what was wrong and what to do, for a person")
 
 
 class ErrorResponse(BaseModel):
@@ -42,15 +62,32 @@ class ErrorResponse(BaseModel):
     request_id: str
 
 
+class BatchItem(BaseModel):
+    """One image of a batch, in upload order: either `result` or `error` is set."""
+
+    index: int = Field(ge=0, description="position of the image in the upload")
+    http_status: int = Field(description="the status POST /v1/ocr would have answered for this image alone")
+    result: CardResult | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    count: int = Field(ge=1)
+    items: list[BatchItem]
+    timing_ms: Timing
+
+
 class HealthResponse(BaseModel):
     status: str
 
 
-def build_response(result: str | bytes, request_id: str, timing: Timing) -> OcrResponse:
-    """RESULT JSON -> OcrResponse; no card -> ApiError 422, malformed -> 502.
+def parse_result(result: str | bytes) -> CardResult:
+    """RESULT JSON -> CardResult; no card -> ApiError 422, malformed -> 502.
 
     Only the documented keys are copied (no raw line texts), and every field name is present so
-    clients need no special case for a field the reader left empty.
+    clients need no special case for a field the reader left empty. `warnings` is optional in the
+    RESULT (older ensembles do not send it).
     """
     try:
         doc = json.loads(result)
@@ -65,9 +102,14 @@ def build_response(result: str | bytes, request_id: str, timing: Timing) -> OcrR
         got = doc.get("fields") or {}
         fields = {name: FieldValue(value=got[name]["value"], confidence=got[name]["confidence"]) if name in got
                   else FieldValue(value="", confidence=0.0) for name in FIELDS}
-        return OcrResponse(request_id=request_id, status=STATUS_OK, card_type=doc.get("card_type"),
-                           card_confidence=doc["card_confidence"], corners=doc["corners"], fields=fields,
-                           timing_ms=timing)
+        return CardResult(card_type=doc.get("card_type"), card_confidence=doc["card_confidence"],
+                          corners=doc["corners"], fields=fields, warnings=doc.get("warnings") or [])
     except (ValidationError, KeyError, TypeError):
         # never log or echo the validation error: it quotes the field values
         raise ApiError(502, "triton_error", "the inference server returned a malformed result") from None
+
+
+def build_response(result: str | bytes, request_id: str, timing: Timing) -> OcrResponse:
+    """RESULT JSON -> the body of a successful POST /v1/ocr (errors as in `parse_result`)."""
+    card = parse_result(result)
+    return OcrResponse(request_id=request_id, status=STATUS_OK, timing_ms=timing, **dict(card))

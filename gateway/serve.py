@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import asdict, replace
 
 import uvicorn
 
@@ -58,11 +59,11 @@ def _watch(server: uvicorn.Server, triton: TritonServer, host: str, port: int, f
 
 
 def main() -> None:
-    configure_logging()
     try:
         settings = Settings.from_env()
     except ValueError as e:
         sys.exit(str(e))
+    configure_logging(settings.log_level)
     host = os.environ.get("FVI_GATEWAY_HOST", "").strip() or "0.0.0.0"
     port = _env_int("FVI_GATEWAY_PORT", 8080)
     triton = TritonServer(http_port=_env_int("TRITON_HTTP_PORT", 8000), grpc_port=_env_int("TRITON_GRPC_PORT", 8001),
@@ -75,8 +76,7 @@ def main() -> None:
         _say(f"starting tritonserver (gRPC :{triton.grpc_port}, HTTP :{triton.http_port}, "
              f"metrics :{triton.metrics_port}) ...")
         triton.start()
-        app = create_app(triton.grpc_url, max_upload_bytes=settings.max_upload_bytes,
-                         request_timeout_s=settings.request_timeout_s)
+        app = create_app(**asdict(replace(settings, triton_url=triton.grpc_url)))
         # access_log off: the gateway logs its own privacy-safe line per request
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, loop="asyncio", access_log=False,
                                                log_level="info", timeout_graceful_shutdown=10))
