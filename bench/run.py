@@ -1,6 +1,6 @@
 """Benchmark fvi_ensemble on the real tritonserver with perf_analyzer, against the in-process pipeline.
 
-    python -m bench.run [--cards 16] [--concurrency 1,2,4] [--out reports]
+    python -m bench.run [--cards 16] [--concurrency 1,2,4,8] [--out reports]
 
 Why both: the ensemble adds gRPC, tensor copies between seven models and dynamic-batching queue
 delays, and earns cross-request batching of the three networks; the in-process ReferencePipeline
@@ -10,8 +10,9 @@ Steps: synthetic cards (fixed seed, kept in memory; only perf_analyzer's input J
 <out>/tmp which git ignores) -> own TritonServer -> one warm-up pass with the gRPC client (also
 records what the ensemble returns) -> per concurrency: Triton statistics snapshot, perf_analyzer
 (gRPC, count windows), snapshot again, so per-model queue/compute times and executed batch sizes
-are exact deltas for that run -> server stopped -> ReferencePipeline on the same JPEGs, sequential
-and with as many threads as the best concurrency -> <out>/bench.md and <out>/bench.json.
+are exact deltas for that run -> server stopped -> ReferencePipeline on the same JPEGs with 1 thread and
+with as many threads as each concurrency (same thread budget: one intra-op thread per net) ->
+<out>/bench.md, <out>/bench.json and the curve in <out>/bench.png, with the targets checked.
 """
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ MODEL = "fvi_ensemble"
 BENCH_SEED = 9100  # not a training seed (1, 2) nor a test seed (4242+): cards the models never saw
 COMPOSING_ORDER = ("decode", "cropper", "card_warp", "detector", "line_crops", "reader", "assemble")
 PA_STABILITY = 25  # percent; a shared 2-core box never gets within perf_analyzer's default 10 %
+# What the serving path must achieve (issue: serving performance), checked in every report.
+TARGET_THROUGHPUT_RATIO = 0.90  # best ensemble cards/s over best in-process cards/s
+TARGET_C1_P50_RATIO = 1.25  # ensemble p50 at concurrency 1 over in-process sequential p50
+TARGET_CARDS_PER_S = 20.0
+TARGET_P50_MS = 80.0
 
 
 # ---------------------------------------------------------------- machine and inputs
@@ -359,10 +365,8 @@ def run_bench(cards_n: int, concurrencies: Sequence[int], out: Path, seed: int, 
     report["commands"] = {"server": report["server"]["cmd"], "perf_analyzer_env": {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"].split(os.pathsep)[0]}}
 
     # in-process reference, after the server stopped so the two never share the CPU
-    ok_runs = [r for r in runs if "cards_per_s" in r]
-    best = max(ok_runs, key=lambda r: r["cards_per_s"])["concurrency"] if ok_runs else 1
     with tempfile.TemporaryDirectory(prefix="fvi-bench-") as tmp:
-        ref_runs, ref_results = run_reference(cards, ref_passes, [1, best], reference_models_dir(Path(tmp)))
+        ref_runs, ref_results = run_reference(cards, ref_passes, [1, *concurrencies], reference_models_dir(Path(tmp)))
     report["reference"] = {"passes": ref_passes, "runs": ref_runs}
     statuses: dict[str, int] = {}
     for r in served:
@@ -374,7 +378,69 @@ def run_bench(cards_n: int, concurrencies: Sequence[int], out: Path, seed: int, 
         "cards": len(cards),
     }
     report["machine"]["loadavg_end"] = list(os.getloadavg())
+    report["targets"] = check_targets(runs, ref_runs)
     return report
+
+
+def check_targets(runs: Sequence[dict[str, Any]], ref_runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target with its measured value and whether it is met (None when it could not be measured)."""
+    ok = [r for r in runs if "cards_per_s" in r]
+    if not ok or not ref_runs:
+        return []
+    best = max(ok, key=lambda r: r["cards_per_s"])
+    best_ref = max(ref_runs, key=lambda r: r["cards_per_s"])
+    seq = next((r for r in ref_runs if r["threads"] == 1), ref_runs[0])
+    by_c = {r["concurrency"]: r for r in ok}
+    ratio = best["cards_per_s"] / best_ref["cards_per_s"]
+    targets = [{"target": f"ensemble best throughput ≥ {TARGET_THROUGHPUT_RATIO}× best in-process",
+                "measured": f"{best['cards_per_s']} / {best_ref['cards_per_s']} cards/s = {ratio:.2f}×",
+                "met": ratio >= TARGET_THROUGHPUT_RATIO}]
+    if 1 in by_c:
+        p = by_c[1]["p50_ms"] / seq["p50_ms"]
+        targets.append({"target": f"p50 at concurrency 1 ≤ {TARGET_C1_P50_RATIO}× in-process p50",
+                        "measured": f"{by_c[1]['p50_ms']} / {seq['p50_ms']} ms = {p:.2f}×", "met": p <= TARGET_C1_P50_RATIO})
+        targets.append({"target": f"p50 ≤ {TARGET_P50_MS:.0f} ms per card (concurrency 1)",
+                        "measured": f"{by_c[1]['p50_ms']} ms", "met": by_c[1]["p50_ms"] <= TARGET_P50_MS})
+    targets.append({"target": f"≥ {TARGET_CARDS_PER_S:.0f} cards/s", "measured": f"{best['cards_per_s']} cards/s "
+                    f"(concurrency {best['concurrency']})", "met": best["cards_per_s"] >= TARGET_CARDS_PER_S})
+    if 1 in by_c and 8 in by_c:
+        targets.append({"target": "throughput rises from concurrency 1 to 8",
+                        "measured": f"{by_c[1]['cards_per_s']} → {by_c[8]['cards_per_s']} cards/s",
+                        "met": by_c[8]["cards_per_s"] > by_c[1]["cards_per_s"]})
+    return targets
+
+
+def plot_curve(report: dict[str, Any], path: Path) -> Path | None:
+    """concurrency → cards/s and latency percentiles, beside the in-process threads curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in report["ensemble"] if "cards_per_s" in r]
+    if not ok:
+        return None
+    ref = report["reference"]["runs"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot([r["concurrency"] for r in ok], [r["cards_per_s"] for r in ok], "o-", label="fvi_ensemble (perf_analyzer)")
+    ax1.plot([r["threads"] for r in ref], [r["cards_per_s"] for r in ref], "s--", label="in-process (threads)")
+    ax1.set(xlabel="concurrency / threads", ylabel="cards/s", title="Throughput")
+    for key, style in (("p50_ms", "o-"), ("p95_ms", "^-"), ("p99_ms", "v-")):
+        ax2.plot([r["concurrency"] for r in ok], [r[key] for r in ok], style, label=f"ensemble {key[:3]}")
+    ax2.plot([r["threads"] for r in ref], [r["p50_ms"] for r in ref], "s--", label="in-process p50")
+    ax2.set(xlabel="concurrency / threads", ylabel="ms per card", title="Latency")
+    ticks = sorted({r["concurrency"] for r in ok} | {r["threads"] for r in ref})
+    ax1.set_ylim(bottom=0)
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"FVI on a {report['machine'].get('nproc', '?')}-core CPU, synthetic cards")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------------------- report
@@ -404,6 +470,11 @@ def _shell(cmd: Sequence[str]) -> str:
 def render_markdown(r: dict[str, Any]) -> str:
     m, s, w = r["machine"], r["software"], r["workload"]
     parts = [f"# fvi_ensemble benchmark\n\nGenerated {m['date']} by `{r['command']}`."]
+    if r.get("targets"):
+        parts.append("## Targets\n\n" + _table(["target", "measured", "met"], [
+            [t["target"], t["measured"], "yes" if t["met"] else "**no**"] for t in r["targets"]]))
+    if r.get("plot"):
+        parts.append(f"![throughput and latency against concurrency]({r['plot']})")
     parts.append("## Machine and software\n\n" + _table(["", ""], [
         ["CPU", m["cpu_model"]], ["nproc (usable cores)", m["nproc"]], ["memory", f"{m['memory_gib']} GiB"],
         ["load average 1/5/15 min, start → end",
@@ -441,8 +512,9 @@ def render_markdown(r: dict[str, Any]) -> str:
     per_model = ["## Per model (Triton statistics, difference before/after each perf_analyzer run)\n\n"
                  "All requests of the run count here, including perf_analyzer's unstable early windows. Times are "
                  "per request, in ms: queue = waiting for an instance (includes the dynamic batcher's "
-                 "max_queue_delay of the networks), compute = input + infer + output. For the reader, a "
-                 "request carries all line crops of one card, so its batch sizes count crops."]
+                 "max_queue_delay of the networks, if any), compute = input + infer + output. For the reader, a "
+                 "request carries all line crops of one card, so its batch sizes count crops and its time grows "
+                 "with the lines of a card (at most fvi.pipeline.MAX_LINES)."]
     for e in r["ensemble"]:
         mrows = []
         for name in (MODEL, *COMPOSING_ORDER, *sorted(set(e.get("models", {})) - {MODEL, *COMPOSING_ORDER})):
@@ -492,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cards", type=int, default=16, help="synthetic cards to send (default %(default)s)")
-    ap.add_argument("--concurrency", default="1,2,4", help="comma-separated perf_analyzer concurrencies (default %(default)s)")
+    ap.add_argument("--concurrency", default="1,2,4,8", help="comma-separated perf_analyzer concurrencies (default %(default)s)")
     ap.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default %(default)s)")
     ap.add_argument("--seed", type=int, default=BENCH_SEED, help="card generator seed (default %(default)s)")
     ap.add_argument("--requests", type=int, default=50, help="minimum requests per perf_analyzer count window (default %(default)s)")
@@ -510,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run_bench(a.cards, conc, a.out, a.seed, a.requests, a.max_trials, a.ref_passes, a.pa_timeout, argv)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "bench.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if plot_curve(report, a.out / "bench.png"):
+        report["plot"] = "bench.png"
     (a.out / "bench.md").write_text(render_markdown(report), encoding="utf-8")
     print(f"wrote {a.out / 'bench.md'} and {a.out / 'bench.json'}", file=sys.stderr)
     return 0 if all("cards_per_s" in e for e in report["ensemble"]) else 1

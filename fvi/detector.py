@@ -22,10 +22,14 @@ THRESHOLD = 0.5
 MIN_AREA_CELLS = 3
 
 
-def preprocess(card_rgb: np.ndarray) -> np.ndarray:
-    """Flat CARD_W x CARD_H RGB card → (3, 320, 512) uint8 (the net normalises inside)."""
-    small = cv2.resize(card_rgb, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(small.transpose(2, 0, 1))
+def resize(card_rgb: np.ndarray) -> np.ndarray:
+    """Flat CARD_W x CARD_H RGB card → 512 x 320 RGB, the detector's view (also used to judge quality)."""
+    return cv2.resize(card_rgb, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+
+
+def preprocess(card_small_rgb: np.ndarray) -> np.ndarray:
+    """The resized card → (3, 320, 512) uint8 (the net normalises inside)."""
+    return np.ascontiguousarray(card_small_rgb.transpose(2, 0, 1))
 
 
 def target_box(box: np.ndarray) -> np.ndarray:

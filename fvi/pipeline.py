@@ -51,8 +51,9 @@ def stage_warp(image: np.ndarray, letterbox: np.ndarray, heatmaps: np.ndarray) -
     res = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), Letterbox.from_array(letterbox), image.shape)
     if res.found:
         card = warp_card(image, res.corners)
-        det = detector.preprocess(card)[None]
-        q = quality.measure(image.shape, res.corners, card)
+        small = detector.resize(card)
+        det = detector.preprocess(small)[None]
+        q = quality.measure(image.shape, res.corners, small)
     else:  # keep shapes fixed so the graph runs on; downstream steps see found=False
         from fvi.geometry import CARD_H, CARD_W
 

@@ -15,6 +15,9 @@ from fvi import pipeline
 from fvi.image_io import ImageError
 
 
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
+
+
 def _pb():
     import triton_python_backend_utils as pb_utils
 
@@ -54,6 +57,10 @@ class OnnxModel(_Base):
         self.session = pipeline.onnx_session(self.model_dir / "model.onnx", int(self.param("intra_op_threads", "1")))
         self.input_name = self.config["input"][0]["name"]
         self.output_name = self.config["output"][0]["name"]
+        # warm-up: onnxruntime allocates and picks kernels on the first run; do it before serving
+        inp = self.session.get_inputs()[0]
+        shape = [1 if not isinstance(d, int) else d for d in inp.shape]
+        self.session.run([self.output_name], {self.input_name: np.zeros(shape, _ORT_DTYPES[inp.type])})
 
     def execute(self, requests):
         arrays = [self.inp(r, self.input_name) for r in requests]
