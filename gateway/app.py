@@ -193,7 +193,7 @@ async def read_card(ensemble: Ensemble, data: bytes, request_id: str, debug: boo
                                                            out.line_meta)
         except Exception as exc:  # noqa: BLE001 — the drawing must never lose the result itself
             logger.warning("request_id=%s debug image failed: %s", request_id, type(exc).__name__)
-            card.warnings.append(ResultWarning(code="debug_image_failed", field=None,
+            card.warnings.append(ResultWarning(code="debug_image_failed", fields=[],
                                                message="the annotated image could not be drawn"))
     return card
 

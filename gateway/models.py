@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from fvi.schema import FIELDS, STATUS_NO_CARD, STATUS_OK
 from gateway.errors import ApiError
@@ -18,11 +18,22 @@ class FieldValue(BaseModel):
 
 
 class ResultWarning(BaseModel):
-    """A finding that does not stop the read: a failed validation rule or a photo-quality problem."""
+    """A finding that does not stop the read: a card rule a value breaks, or a capture-quality problem.
 
-    code: str = Field(description="machine code, e.g. blur, glare, corner_cut, small_card, or a validation rule")
-    field: str | None = Field(default=None, description="the field it concerns; null for the whole card or photo")
-    message: str = Field(description="for a person")
+    Mirrors fvi.schema.Warning; a RESULT with the older single `field` key is accepted too.
+    """
+
+    code: str = Field(description="machine code, e.g. blur, glare, cut_corner, small_card, low_light, "
+                                  "field_missing, id_province_unknown, date_invalid")
+    fields: list[str] = Field(description="the fields it concerns; empty for the whole card or photo")
+    message: str = Field(description="what is wrong and what to do, for a person")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_field(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "fields" not in data and "field" in data:
+            data = {**data, "fields": [data["field"]] if data["field"] else []}
+        return data
 
 
 class AnnotatedImage(BaseModel):

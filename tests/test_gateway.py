@@ -30,6 +30,7 @@ from tritonclient.utils import InferenceServerException
 
 from fvi.image_io import MAX_BYTES
 from fvi.schema import FIELDS, FieldResult, OcrResult
+from fvi.schema import Warning as CoreWarning
 from fvi.synth.dataset import generate
 from fvi.triton_launcher import free_port
 from gateway.app import create_app
@@ -80,8 +81,8 @@ def _assert_card(body: dict) -> None:
         assert 0.0 <= f["confidence"] <= 1.0
     assert isinstance(body["warnings"], list)
     for w in body["warnings"]:
-        assert set(w) == {"code", "field", "message"} and w["code"] and w["message"]
-        assert w["field"] is None or w["field"] in FIELDS
+        assert set(w) == {"code", "fields", "message"} and w["code"] and w["message"]
+        assert set(w["fields"]) <= set(FIELDS)
 
 
 def _assert_ocr_body(body: dict) -> None:
@@ -108,7 +109,9 @@ def _assert_error(r: httpx.Response, status: int, code: str | None = None) -> di
 def _result(status: str = "ok", warnings: list | None = None, **fields: FieldResult) -> str:
     corners = [[10.0, 20.0], [300.0, 22.0], [305.0, 210.0], [8.0, 205.0]]
     doc = OcrResult(status, "cccd_chip_2021" if status == "ok" else None, 0.93, corners, dict(fields), 5).to_dict()
-    if warnings is not None:
+    if warnings is None:
+        doc.pop("warnings", None)  # as an ensemble from before warnings existed
+    else:
         doc["warnings"] = warnings
     return json.dumps(doc, ensure_ascii=False)
 
@@ -127,13 +130,22 @@ def test_ok_result_becomes_the_documented_body():
 
 
 def test_warnings_are_passed_through():
-    warnings = [{"code": "blur", "field": None, "message": "the photo is blurred"},
-                {"code": "invalid_date", "field": "date_of_birth", "message": "not a date"}]
+    warnings = [{"code": "blur", "fields": [], "message": "the card is blurred"},
+                {"code": "date_invalid", "fields": ["date_of_expiry"], "message": "not a date"},
+                {"code": "small_card", "field": None, "message": "move closer"},  # the single-field form
+                {"code": "field_missing", "field": "sex", "message": "sex was not read"}]
     d = json.loads(build_response(_result(warnings=warnings), "rid", Timing(inference=1, total=1)).model_dump_json())
-    assert d["warnings"] == warnings
+    assert d["warnings"] == [{"code": "blur", "fields": [], "message": "the card is blurred"},
+                             {"code": "date_invalid", "fields": ["date_of_expiry"], "message": "not a date"},
+                             {"code": "small_card", "fields": [], "message": "move closer"},
+                             {"code": "field_missing", "fields": ["sex"], "message": "sex was not read"}]
+    from_core = OcrResult("ok", "cccd_chip_2021", 0.9, [[0, 0], [1, 0], [1, 1], [0, 1]], {},
+                          warnings=[CoreWarning("glare", [], "tilt it")]).to_json()  # the core's own serialisation
+    assert build_response(from_core, "rid", Timing(inference=1, total=1)).warnings[0].code == "glare"
 
 
-@pytest.mark.parametrize("warnings", ["blur", [{"field": None}], [{"code": "blur", "message": 3}]])
+@pytest.mark.parametrize("warnings", ["blur", [{"fields": []}], [{"code": "blur", "fields": [], "message": 3}],
+                                      [{"code": "blur", "fields": "sex", "message": "m"}]])
 def test_malformed_warnings_are_502(warnings):
     with pytest.raises(ApiError) as e:
         build_response(_result(warnings=warnings), "rid", Timing(inference=1, total=1))
@@ -631,7 +643,7 @@ def test_openapi_documents_the_api(http):
     assert "/v1/ocr/batch" in spec["paths"] and "/metrics" in spec["paths"]
     schemas = spec["components"]["schemas"]
     assert {"warnings", "annotated_image", "fields", "corners"} <= set(schemas["OcrResponse"]["properties"])
-    assert set(schemas["ResultWarning"]["properties"]) == {"code", "field", "message"}
+    assert set(schemas["ResultWarning"]["properties"]) == {"code", "fields", "message"}
     assert "securitySchemes" not in spec.get("components", {})  # no key configured: no auth
 
 
