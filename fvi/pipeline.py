@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fvi import cropper, detector, quality, reader
@@ -22,20 +23,23 @@ MODELS_DIR = Path(os.environ.get("FVI_MODELS", REPO_ROOT / "models"))
 LINE_META_COLUMNS = 6  # field index, x0, y0, x1, y1, detector score
 # a card has 9-10 lines; more than this is noise and would only slow the reader
 MAX_LINES = 24
+# Photos are worked on at most this large: the card is warped to 800 x 504 anyway, and a 12 MP phone
+# photo would otherwise cross every Triton step as a 36 MB tensor. Corners are reported in the photo's pixels.
+WORK_MAX_SIDE = 1600
 
 
 @dataclass
 class Decoded:
-    image: np.ndarray  # H x W x 3 RGB
+    image: np.ndarray  # H x W x 3 RGB, the photo scaled to at most WORK_MAX_SIDE
     cropper_input: np.ndarray  # 1 x 3 x 256 x 256
-    letterbox: np.ndarray  # scale, pad_x, pad_y
+    letterbox: np.ndarray  # scale, pad_x, pad_y (cropper input <-> image), photo_scale (image <-> photo)
 
 
 @dataclass
 class Warped:
     card: np.ndarray  # CARD_H x CARD_W x 3 RGB
     detector_input: np.ndarray  # 1 x 3 x 320 x 512
-    corners: np.ndarray  # 4 x 2 image pixels
+    corners: np.ndarray  # 4 x 2 in the photo's own pixels
     confidence: np.ndarray  # (1,) float32
     found: np.ndarray  # (1,) bool
     quality: np.ndarray  # (len(quality.MEASURES),) float32, zeros when no card
@@ -43,24 +47,30 @@ class Warped:
 
 def stage_decode(data: bytes) -> Decoded:
     image = decode_image(data)
+    photo_scale = min(1.0, WORK_MAX_SIDE / max(image.shape[:2]))
+    if photo_scale < 1.0:
+        image = cv2.resize(image, None, fx=photo_scale, fy=photo_scale, interpolation=cv2.INTER_AREA)
     x, lb = cropper.preprocess(image)
-    return Decoded(image, x[None], lb.as_array())
+    return Decoded(image, x[None], np.append(lb.as_array(), np.float32(photo_scale)))
 
 
 def stage_warp(image: np.ndarray, letterbox: np.ndarray, heatmaps: np.ndarray) -> Warped:
     res = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), Letterbox.from_array(letterbox), image.shape)
+    photo_scale = float(letterbox[3])
+    photo_corners = res.corners / photo_scale
     if res.found:
         card = warp_card(image, res.corners)
         small = detector.resize(card)
         det = detector.preprocess(small)[None]
-        q = quality.measure(image.shape, res.corners, small)
+        photo_shape = (round(image.shape[0] / photo_scale), round(image.shape[1] / photo_scale))
+        q = quality.measure(photo_shape, photo_corners, small)
     else:  # keep shapes fixed so the graph runs on; downstream steps see found=False
         from fvi.geometry import CARD_H, CARD_W
 
         card = np.zeros((CARD_H, CARD_W, 3), np.uint8)
         det = np.zeros((1, 3, detector.INPUT_H, detector.INPUT_W), np.uint8)
         q = np.zeros(len(quality.MEASURES), np.float32)
-    return Warped(card, det, res.corners.astype(np.float32), np.array([res.confidence], np.float32),
+    return Warped(card, det, photo_corners.astype(np.float32), np.array([res.confidence], np.float32),
                   np.array([res.found]), q)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+import cv2
 import numpy as np
 import pytest
 
@@ -124,3 +125,19 @@ def test_assemble_joins_wrapped_lines_and_normalises():
     assert res.fields["full_name"].value == "" and res.fields["full_name"].confidence == 0.0
     assert OcrResult.from_json(res.to_json()) == res
     assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"
+
+
+def test_a_large_photo_is_read_like_its_smaller_self_with_corners_in_its_own_pixels():
+    from fvi.image_io import encode_jpeg
+    from fvi.pipeline import WORK_MAX_SIDE, ReferencePipeline
+    from fvi.synth.dataset import generate
+
+    sample = next(s for s in generate(12, seed=4250) if not s.capture.conditions["blur"])
+    big = cv2.resize(sample.capture.image, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape[:2]) > WORK_MAX_SIDE
+    pipe = ReferencePipeline()
+    small_res, big_res = pipe(sample.capture.jpeg), pipe(encode_jpeg(big, 92))
+    assert small_res.status == big_res.status == "ok"
+    err = np.abs(np.array(big_res.corners) / 3 - np.array(small_res.corners)).max()
+    assert err < 0.01 * max(sample.capture.image.shape), err
+    assert big_res.fields["id_number"].value == small_res.fields["id_number"].value
