@@ -1,4 +1,4 @@
-"""ONNX → TensorRT plan (FP16, an optimisation profile over the batch dimension).
+"""ONNX → TensorRT plan (FP16, an optimisation profile over the batch and the reader's line width).
 
 Needs an NVIDIA GPU and the `tensorrt` package; `make engines` calls it only where both exist.
 The plan is written next to the ONNX file as <model>/1/model.plan, which the `tensorrt_plan`
@@ -12,11 +12,34 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from fvi import reader
+
 NETS = ("cropper", "detector", "reader")
+# (min, opt, max) of each dynamic item dimension (-1 in the config), by net and dimension index:
+# the reader's width runs from one bucket to the widest line; most cards need the widest.
+DYNAMIC_DIMS: dict[str, dict[int, tuple[int, int, int]]] = {
+    "reader": {2: (reader.WIDTH_BUCKET, reader.INPUT_W, reader.INPUT_W)},
+}
 
 
-def build_plan(onnx_path: Path, plan_path: Path, input_name: str, item_shape: tuple[int, ...],
-               max_batch: int, opt_batch: int, fp16: bool = True, workspace_gb: float = 1.0) -> Path:
+def profile_shapes(item_dims: tuple[int, ...], dynamic: dict[int, tuple[int, int, int]], max_batch: int,
+                   opt_batch: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """min / opt / max input shapes (batch first) of the optimisation profile."""
+    shapes = []
+    for k, batch in enumerate((1, opt_batch, max_batch)):
+        item = []
+        for i, d in enumerate(item_dims):
+            if d == -1:
+                if i not in dynamic:
+                    raise ValueError(f"dimension {i} is dynamic but has no (min, opt, max) in DYNAMIC_DIMS")
+                d = dynamic[i][k]
+            item.append(d)
+        shapes.append((batch, *item))
+    return shapes[0], shapes[1], shapes[2]
+
+
+def build_plan(onnx_path: Path, plan_path: Path, input_name: str, shapes: tuple[tuple[int, ...], ...],
+               fp16: bool = True, workspace_gb: float = 1.0) -> Path:
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -31,7 +54,7 @@ def build_plan(onnx_path: Path, plan_path: Path, input_name: str, item_shape: tu
     if fp16 and builder.platform_has_fast_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name, (1, *item_shape), (opt_batch, *item_shape), (max_batch, *item_shape))
+    profile.set_shape(input_name, *shapes)
     config.add_optimization_profile(profile)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
@@ -45,9 +68,9 @@ def build_repository_plans(repository: Path) -> None:
         cfg = text_format.Parse((repository / name / "configs" / "tensorrt.pbtxt").read_text(), mc.ModelConfig())
         inp = cfg.input[0]
         preferred = list(cfg.dynamic_batching.preferred_batch_size) or [cfg.max_batch_size]
-        plan = build_plan(repository / name / "1" / "model.onnx", repository / name / "1" / "model.plan",
-                          inp.name, tuple(inp.dims), cfg.max_batch_size, max(preferred))
-        print(f"{name}: built {plan.relative_to(repository.parent)} (FP16, batch 1..{cfg.max_batch_size})")
+        shapes = profile_shapes(tuple(inp.dims), DYNAMIC_DIMS.get(name, {}), cfg.max_batch_size, max(preferred))
+        plan = build_plan(repository / name / "1" / "model.onnx", repository / name / "1" / "model.plan", inp.name, shapes)
+        print(f"{name}: built {plan.relative_to(repository.parent)} (FP16, profile {shapes[0]} .. {shapes[2]})")
 
 
 def main() -> None:

@@ -80,8 +80,8 @@ def stage_line_crops(card: np.ndarray, line_maps: np.ndarray, found: bool) -> tu
     lines = sorted(lines, key=lambda l: -l.score)[:MAX_LINES]
     lines.sort(key=lambda l: (l.field_index, l.box[1], l.box[0]))
     if not lines:
-        return np.zeros((1, 1, reader.INPUT_H, reader.INPUT_W), np.float32), np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
-    crops = np.stack([reader.crop_line(card, l.box) for l in lines])
+        return np.zeros((1, 1, reader.INPUT_H, reader.WIDTH_BUCKET), np.float32), np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
+    crops = reader.crop_lines(card, [l.box for l in lines])
     meta = np.array([[l.field_index, *l.box, l.score] for l in lines], np.float32)
     return crops, meta
 

@@ -6,16 +6,31 @@ import numpy as np
 
 from fvi.charset import ctc_greedy_decode
 
-INPUT_H, INPUT_W = 32, 512
+INPUT_H, INPUT_W = 32, 512  # INPUT_W is the widest line; the net takes any width (multiple of STRIDE_W)
 STRIDE_W = 4
 SEQ_LEN = INPUT_W // STRIDE_W
+# The crops of one card are padded to their widest line rounded up to this, not always to INPUT_W:
+# reader time grows with width, and a card whose lines are short should not pay for long ones.
+WIDTH_BUCKET = 128
 PAD_Y = 0.12  # margin added above and below a line box, in line heights (diacritics sit high)
 PAD_X = 0.25
 
 
 def crop_line(card_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Cut one line (with margins) out of the flat card and make it the reader's (1, 32, 512) input."""
+    """Cut one line (with margins) out of the flat card and make it a (1, 32, 512) reader input."""
     return normalize_line(cut_line(card_rgb, box))
+
+
+def batch_width(widths: list[int]) -> int:
+    """The width a card's crops are padded to: the widest, rounded up to WIDTH_BUCKET."""
+    return min(INPUT_W, -(-max(widths, default=1) // WIDTH_BUCKET) * WIDTH_BUCKET)
+
+
+def crop_lines(card_rgb: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
+    """All lines of one card → (N, 1, 32, batch_width) reader input."""
+    lines = [cut_line(card_rgb, b) for b in boxes]
+    width = batch_width([line.shape[1] for line in lines])
+    return np.stack([normalize_line(line, width) for line in lines])
 
 
 def cut_line(card_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -34,12 +49,12 @@ def cut_line(card_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     return line
 
 
-def normalize_line(line_gray: np.ndarray) -> np.ndarray:
-    """Contrast-normalise a grey line (light and ink vary per capture) and pad it to INPUT_W."""
+def normalize_line(line_gray: np.ndarray, width: int = INPUT_W) -> np.ndarray:
+    """Contrast-normalise a grey line (light and ink vary per capture) and zero-pad it to `width`."""
     f = line_gray.astype(np.float32)
     f = (f - f.mean()) / max(float(f.std()), 8.0)
-    out = np.zeros((1, INPUT_H, INPUT_W), np.float32)
-    w = min(f.shape[1], INPUT_W)
+    out = np.zeros((1, INPUT_H, width), np.float32)
+    w = min(f.shape[1], width)
     out[0, :, :w] = f[:, :w]
     return out
 

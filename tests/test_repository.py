@@ -85,7 +85,7 @@ def test_validation_reports_a_mismatch(tmp_path):
     model_dir = tmp_path / "reader"
     shutil.copytree(REPO / "reader", model_dir, ignore=shutil.ignore_patterns("*.onnx", "*.plan"))
     cfg = model_dir / "config.pbtxt"
-    cfg.write_text(cfg.read_text().replace("dims: [ 1, 32, 512 ]", "dims: [ 1, 48, 512 ]"))
+    cfg.write_text(cfg.read_text().replace("dims: [ 1, 32, -1 ]", "dims: [ 1, 48, -1 ]"))
     problems = validate(MODELS / "reader.onnx", model_dir)
     assert problems and "dims" in problems[0]
 
@@ -98,3 +98,18 @@ def test_install_is_idempotent(tmp_path):
     out = subprocess.run([sys.executable, "-m", "converters.install_engines", "--repository", str(repo)],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.count("up to date") == len(NETS) and "TensorRT plans" in out
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_tensorrt_profiles_cover_what_the_configs_accept(net):
+    """The plan's optimisation profile (built on a GPU host) must span every shape Triton will send."""
+    from converters.onnx_to_tensorrt import DYNAMIC_DIMS, profile_shapes
+
+    cfg = load_config(REPO / net / "configs" / "tensorrt.pbtxt")
+    dims = tuple(cfg.input[0].dims)
+    lo, opt, hi = profile_shapes(dims, DYNAMIC_DIMS.get(net, {}), cfg.max_batch_size,
+                                 max(cfg.dynamic_batching.preferred_batch_size))
+    assert lo[0] == 1 and hi[0] == cfg.max_batch_size
+    assert all(a <= b <= c for a, b, c in zip(lo, opt, hi))
+    for i, d in enumerate(dims, start=1):
+        assert (lo[i] == hi[i] == d) if d != -1 else lo[i] < hi[i]

@@ -98,14 +98,18 @@ def export_cmd(a) -> None:
     model = ReaderNet()
     model.load_state_dict(torch.load(RUNS / "reader.pt"))
     ims, ws, _ = _load("val", ("cards",))
-    info = export(BestPath(model.eval()), _to_tensor(ims[:8], ws[:8]), MODELS / "reader.onnx", "line", "ctc_best")
+    example = _to_tensor(ims[:8], ws[:8])
+    info = export(BestPath(model.eval()), example, MODELS / "reader.onnx", "line", "ctc_best",
+                  dynamic_axes={"line": {0: "batch", 3: "width"}, "ctc_best": {0: "batch", 1: "steps"}},
+                  other_examples=(example[..., : reader.WIDTH_BUCKET * 2],))
     a.onnx = MODELS / "reader.onnx"
     metrics = evaluate(a)
     args = json.loads((RUNS / "reader.args.json").read_text())
     write_model_card("reader", "Reader — one text line to Vietnamese text (CTC)", metrics, info,
                      {k: args[k] for k in ("steps", "batch", "lr", "seed")},
-                     f"Input `line` float32 (N, 1, 32, 512): grey line crop, contrast-normalised, zero-padded right "
-                     f"(fvi.reader.crop_line). Output `ctc_best` float32 (N, 128, 2): per step the best class of the softmax "
+                     f"Input `line` float32 (N, 1, 32, W), W ≤ 512 a multiple of 4 (the card's widest line rounded up to "
+                     f"{reader.WIDTH_BUCKET}): grey line crops, contrast-normalised, zero-padded right "
+                     f"(fvi.reader.crop_lines). Output `ctc_best` float32 (N, W/4, 2): per step the best class of the softmax "
                      f"over blank + charset `{charset.CHARSET_VERSION}` ({charset.NUM_CLASSES} classes, fvi.charset) and its "
                      "probability, decoded greedily (fvi.charset.ctc_greedy_decode). "
                      "`card_line_crops` are lines cut from photographed cards warped with cropper-like corner error "
