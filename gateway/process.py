@@ -24,7 +24,7 @@ class GatewayProcess:
 
 
 def start_gateway(triton_url: str, log_path: Path, timeout: float = 30.0, cwd: Path | None = None,
-                  **env: str) -> GatewayProcess:
+                  uvicorn_log_level: str = "info", **env: str) -> GatewayProcess:
     """`uvicorn gateway.app:app_from_env --factory` on a free port; returns once /healthz answers.
 
     stdout and stderr go to `log_path` (appended). `cwd` defaults to the repository; the app is
@@ -33,7 +33,8 @@ def start_gateway(triton_url: str, log_path: Path, timeout: float = 30.0, cwd: P
     port = free_port()
     environ = {**os.environ, "FVI_TRITON_URL": triton_url, **env}
     cmd = [sys.executable, "-m", "uvicorn", "gateway.app:app_from_env", "--factory", "--app-dir", str(REPO_ROOT),
-           "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio", "--no-access-log"]
+           "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio", "--no-access-log",
+           "--log-level", uvicorn_log_level]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(cmd, cwd=cwd or REPO_ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)

@@ -48,9 +48,7 @@ async def parse_multipart(request: Request) -> FormData:
         raise ApiError(400, "invalid_multipart", "the multipart body could not be parsed") from None
 
 
-async def _read_part(part: object, max_bytes: int) -> Upload:
-    if not isinstance(part, UploadFile):
-        return Upload(error=ApiError(400, "missing_image", "the part is a text field, not a file; upload the photo as a file"))
+async def _read_part(part: UploadFile, max_bytes: int) -> Upload:
     part_type = media_type(part.content_type)
     if part_type not in PART_IMAGE_TYPES:
         return Upload(error=ApiError(415, "unsupported_media_type", f"'{part_type}' is not accepted; {ACCEPTED}"))
@@ -75,6 +73,8 @@ async def read_image(request: Request, max_bytes: int) -> bytes:
                 raise ApiError(400, "missing_image", "send the photo as a file in the multipart field 'image'")
             if len(parts) > 1:
                 raise ApiError(400, "too_many_images", "send one photo in 'image'; POST /v1/ocr/batch takes several")
+            if not isinstance(parts[0], UploadFile):
+                raise ApiError(400, "missing_image", "'image' is a text field; upload the photo as a file")
             upload = await _read_part(parts[0], max_bytes)
         finally:
             await form.close()
@@ -106,6 +106,10 @@ async def read_images(request: Request, max_images: int, max_bytes: int) -> list
         if len(parts) > max_images:
             raise ApiError(413, "too_many_images",
                            f"{len(parts)} images sent; a batch takes at most {max_images}")
-        return [await _read_part(p, max_bytes) for p in parts]
+        texts = [i for i, p in enumerate(parts) if not isinstance(p, UploadFile)]
+        if texts:  # a malformed request, not a bad photo: refuse it whole
+            raise ApiError(400, "missing_image", f"part {texts[0]} of 'images' is a text field; upload each photo "
+                                                 "as a file")
+        return [await _read_part(p, max_bytes) for p in parts if isinstance(p, UploadFile)]
     finally:
         await form.close()

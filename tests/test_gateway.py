@@ -528,6 +528,8 @@ BAD_INPUTS: dict[str, Bad] = {
                                     400, "invalid_request"),
     "GET on /v1/ocr": Bad(lambda c: {}, 405, "method_not_allowed", method="GET"),
     "unknown route": Bad(lambda c: {}, 404, "not_found", path="/v1/nothing", method="GET"),
+    "batch image sent as a text field": Bad(lambda c: {"data": {"images": "true"}, "files": [("images", ("a.jpg", c, "image/jpeg"))]},
+                                            400, "missing_image", path="/v1/ocr/batch"),
     "batch without images": Bad(lambda c: {"files": {"image": ("a.jpg", c, "image/jpeg")}}, 400, "missing_image",
                                 path="/v1/ocr/batch"),
     "batch over the image count": Bad(lambda c: {"files": [("images", ("a.jpg", b"x", "image/jpeg"))] * 9}, 413,
