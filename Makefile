@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-train setup-convert engines serve triton test test-fast bench accuracy train train-data dataset clean
+.PHONY: setup setup-train setup-convert engines serve triton test test-fast bench load-test accuracy train train-data dataset clean
 
 setup:            ## apt packages, virtualenv, tritonserver binary, perf_analyzer (idempotent)
 	bash scripts/setup.sh serve
@@ -30,6 +30,9 @@ test-fast: engines ## unit tests only
 
 bench: engines    ## perf_analyzer on fvi_ensemble + in-process reference -> reports/bench.md
 	$(PY) -m bench.run
+
+load-test: engines ## gateway under load with a Triton restart midway -> reports/load_test.md (DURATION=600 CONCURRENCY=16)
+	$(PY) -m bench.load_test --duration $(or $(DURATION),600) --concurrency $(or $(CONCURRENCY),16)
 
 accuracy: engines ## end-to-end exact match per field on held-out synthetic cards -> reports/accuracy.md
 	$(PY) -m bench.accuracy --cards 200
