@@ -14,8 +14,6 @@ import pytest
 from fvi.triton_launcher import TritonServer
 from gateway.process import GatewayProcess, start_gateway, stop_gateway
 
-__all__ = ["GatewayProcess", "start_gateway", "stop_gateway"]
-
 
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
