@@ -24,6 +24,10 @@ ACCEPTED = "send a JPEG, PNG or WebP photo"
 
 class InMemoryMultiPartParser(MultiPartParser):
     spool_max_size = 0  # SpooledTemporaryFile(max_size=0) never rolls over to a file
+    complete = False  # python-multipart calls on_end only at the closing boundary
+
+    def on_end(self) -> None:
+        self.complete = True
 
 
 @dataclass
@@ -43,9 +47,14 @@ async def parse_multipart(request: Request) -> FormData:
     parser = InMemoryMultiPartParser(request.headers, request.stream(), max_files=MAX_FORM_FILES,
                                      max_fields=MAX_FORM_FIELDS)
     try:
-        return await parser.parse()
+        form = await parser.parse()
     except (MultiPartException, KeyError, ValueError):
         raise ApiError(400, "invalid_multipart", "the multipart body could not be parsed") from None
+    if not parser.complete:
+        await form.close()
+        raise ApiError(400, "invalid_multipart", "the multipart body ends before its closing boundary; "
+                                                 "was the upload cut short?")
+    return form
 
 
 async def _read_part(part: UploadFile, max_bytes: int) -> Upload:

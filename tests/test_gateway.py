@@ -519,7 +519,7 @@ BAD_INPUTS: dict[str, Bad] = {
     "multipart without boundary": Bad(_raw(b"--x\r\n\r\n", "multipart/form-data"), 400, "invalid_multipart"),
     "multipart cut short": Bad(_raw(b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
                                     b'Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff', "multipart/form-data; boundary=b"),
-                               400, "missing_image"),
+                               400, "invalid_multipart"),
     "pixel bomb (48 MP header)": Bad(_upload(_png_header(8000, 6000), "bomb.png", "image/png"), 413, "too_many_pixels"),
     "upload over the byte limit": Bad(_raw(lambda c: c + b"\0" * (MAX_BYTES + 1 - len(c)), "image/jpeg"),
                                       413, "image_too_large"),
