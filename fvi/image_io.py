@@ -30,6 +30,9 @@ def decode_image(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as probe:  # reads the header only
             fmt, (w, h) = probe.format, probe.size
+    except Image.DecompressionBombError:  # the header claims far more pixels than any photo
+        raise ImageError("too_many_pixels", f"the image is over {MAX_PIXELS // 1_000_000} megapixels; "
+                         "send a smaller photo") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ImageError("not_an_image", "the bytes are not a readable image; send JPEG, PNG or WebP") from e
     if fmt not in ACCEPTED_FORMATS:

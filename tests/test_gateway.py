@@ -547,8 +547,6 @@ def test_bad_input_gets_a_clear_json_error(http, any_jpeg, case):
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason="fvi/image_io.py: PIL raises DecompressionBombError (not an OSError) above "
-                                        "~179 MP, which decode_image does not turn into too_many_pixels; reported")
 def test_huge_pixel_bomb_is_413(http):
     r = http.post("/v1/ocr", files={"image": ("bomb.png", _png_header(20000, 20000), "image/png")})
     _assert_error(r, 413, "too_many_pixels")
