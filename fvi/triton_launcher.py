@@ -23,6 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 RUN_DIR = Path(os.environ.get("FVI_RUN_DIR", REPO_ROOT / "run"))
 NET_MODELS = ("cropper", "detector", "reader")
+PYTHON_SHM_BYTES = 16 * 2**20
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(64 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
+                 "MALLOC_TOP_PAD_": str(64 * 2**20)}
 
 
 def _pytriton_root() -> Path:
@@ -73,6 +76,11 @@ def server_env() -> dict[str, str]:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("OMP_NUM_THREADS", "1")
+    # Photos and cards cross the server and its stubs as multi-MB tensors on every request; glibc's
+    # default serves those with fresh mmaps (page faults, zeroing, munmap) each time. Keeping them on
+    # the heap measured ~10% more cards/s at concurrency 8 and ~3 ms less at concurrency 1 (bench/run.py).
+    for knob, value in MALLOC_TUNING.items():
+        env.setdefault(knob, value)
     return env
 
 
@@ -106,7 +114,11 @@ class TritonServer:
         cmd = [str(binary), f"--model-repository={self.model_repository}", f"--backend-directory={backends}",
                f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
                "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--allow-metrics=true",
-               "--exit-on-error=true", "--strict-readiness=true", "--log-verbose=0", *self.extra_args]
+               "--exit-on-error=true", "--strict-readiness=true", "--log-verbose=0",
+               # each Python-backend stub's shared memory starts large enough for a photo and grows in
+               # big steps, instead of 1 MB growth steps on the first large tensors
+               f"--backend-config=python,shm-default-byte-size={PYTHON_SHM_BYTES}",
+               f"--backend-config=python,shm-growth-byte-size={PYTHON_SHM_BYTES}", *self.extra_args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(), start_new_session=True)
