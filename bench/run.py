@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import struct
 import subprocess
@@ -186,12 +187,15 @@ def run_perf_analyzer(url: str, input_data: Path, concurrency: int, work: Path, 
         cmd = perf_analyzer_cmd(url, input_data, concurrency, csv_path, requests, max_trials, fixed)
         record["commands"].append(cmd)
         t0 = time.monotonic()
+        children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
             rc, output = p.returncode, p.stdout + p.stderr
         except subprocess.TimeoutExpired as e:
             rc, output = -1, f"timed out after {timeout:.0f}s\n{e.stdout or ''}"
         record["seconds"] = round(time.monotonic() - t0, 1)
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        record["client_cpu_s"] = used.ru_utime + used.ru_stime - children_cpu.ru_utime - children_cpu.ru_stime
         (work / f"perf_analyzer_c{concurrency}{'_fixed' if fixed else ''}.log").write_text(output if isinstance(output, str) else output.decode())
         if rc == 0 and csv_path.exists():
             record.update(parse_pa_csv(csv_path))
@@ -294,13 +298,14 @@ def run_reference(cards: Sequence[tuple[str, bytes]], passes: int, threads: Sequ
 
     runs = []
     for n in dict.fromkeys(threads):  # ordered, unique
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         if n == 1:
             lat = [timed(j) for j in work]
         else:  # onnxruntime sessions are thread-safe; numpy/cv2/ORT release the GIL for the heavy parts
             with ThreadPoolExecutor(n) as pool:
                 lat = list(pool.map(timed, work))
-        runs.append({"threads": n, **latency_summary(lat, time.perf_counter() - t0)})
+        runs.append({"threads": n, **latency_summary(lat, time.perf_counter() - t0),
+                     "cpu_ms_per_card": round((time.process_time() - cpu0) / len(work) * 1000, 2)})
     return runs, results
 
 
@@ -316,6 +321,29 @@ def ensemble_pass(client, cards: Sequence[tuple[str, bytes]]) -> list[dict[str, 
         inp.set_data_from_numpy(np.array([jpeg], dtype=object))
         res = client.infer(MODEL, [inp], outputs=[grpcclient.InferRequestedOutput("RESULT")], client_timeout=120)
         out.append(json.loads(res.as_numpy("RESULT").reshape(-1)[0]))
+    return out
+
+
+def server_cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of tritonserver and of each model's Python-backend stubs.
+
+    Where the serving overhead goes: the server process (gRPC, ensemble scheduling, tensor copies
+    between steps) versus each step's stub (its work plus getting tensors in and out).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid, cpu = int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        if pid == server_pid:
+            out["tritonserver"] = out.get("tritonserver", 0.0) + cpu
+        elif ppid == server_pid:
+            m = re.search(r"model_repository/([^/]+)/\d+/model\.py", " ".join(_process_cmdline(pid)))
+            if m:
+                out[m.group(1)] = out.get(m.group(1), 0.0) + cpu
     return out
 
 
@@ -354,9 +382,15 @@ def run_bench(cards_n: int, concurrencies: Sequence[int], out: Path, seed: int, 
         report["software"]["tritonserver"] = client.get_server_metadata(as_json=True).get("version")
         served = ensemble_pass(client, cards)
         for c in concurrencies:
-            before = stats_snapshot(client)
+            before, cpu_before = stats_snapshot(client), server_cpu_seconds(server.process.pid)
             r = run_perf_analyzer(server.grpc_url, input_data, c, work, requests, max_trials, env, pa_timeout)
             r["models"] = stats_delta(before, stats_snapshot(client))
+            cards_done = r["models"].get(MODEL, {}).get("requests", 0)
+            if cards_done:
+                cpu_after = server_cpu_seconds(server.process.pid)
+                r["cpu_ms_per_card"] = {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / cards_done * 1000, 2)
+                                        for k in cpu_after}
+                r["cpu_ms_per_card"]["perf_analyzer"] = round(r.pop("client_cpu_s", 0.0) / cards_done * 1000, 2)
             runs.append(r)
             status = f"{r['cards_per_s']} cards/s, p50 {r['p50_ms']} ms" if "cards_per_s" in r else r.get("error")
             print(f"concurrency {c}: {status} ({r['seconds']} s)", file=sys.stderr, flush=True)
@@ -526,6 +560,22 @@ def render_markdown(r: dict[str, Any]) -> str:
             ["model", "requests", "failed", "executions", "avg batch", "request ms", "queue ms", "compute ms",
              "executed batch sizes (size×times)"], mrows))
     parts.append("\n\n".join(per_model))
+
+    cpu_runs = [e for e in r["ensemble"] if e.get("cpu_ms_per_card")]
+    if cpu_runs:
+        names = sorted({k for e in cpu_runs for k in e["cpu_ms_per_card"]},
+                       key=lambda k: ([*COMPOSING_ORDER, "tritonserver", "perf_analyzer"].index(k)
+                                      if k in (*COMPOSING_ORDER, "tritonserver", "perf_analyzer") else 99, k))
+        rows = [[k, *[e["cpu_ms_per_card"].get(k, "") for e in cpu_runs]] for k in names]
+        rows.append(["**server total**", *[round(sum(v for k, v in e["cpu_ms_per_card"].items() if k != "perf_analyzer"), 2)
+                                           for e in cpu_runs]])
+        ref_cpu = ", ".join(f"{x['cpu_ms_per_card']} ms with {x['threads']} thread(s)" for x in r["reference"]["runs"]
+                            if "cpu_ms_per_card" in x)
+        parts.append("## CPU per card (where the serving overhead goes)\n\nCPU seconds (user + system, from /proc) "
+                     "of the tritonserver process and of each model's Python-backend stubs (all instances), "
+                     "divided by the cards served in that perf_analyzer run; perf_analyzer's own CPU beside. "
+                     f"The in-process pipeline used {ref_cpu}.\n\n"
+                     + _table(["process", *[f"c{e['concurrency']} ms/card" for e in cpu_runs]], rows))
 
     ref = r["reference"]
     rrows = [[x["threads"], x["cards"], x["cards_per_s"], x["p50_ms"], x["p90_ms"], x["p95_ms"], x["p99_ms"], x["avg_ms"]]

@@ -14,7 +14,7 @@ import numpy as np
 
 from fvi import cropper, detector, quality, reader
 from fvi.assemble import assemble
-from fvi.geometry import Letterbox, warp_card
+from fvi.geometry import CARD_H, CARD_W, Letterbox, warp_card
 from fvi.image_io import decode_image
 from fvi.schema import OcrResult
 
@@ -37,7 +37,7 @@ class Decoded:
 
 @dataclass
 class Warped:
-    card: np.ndarray  # CARD_H x CARD_W x 3 RGB
+    card: np.ndarray  # CARD_H x CARD_W grey: the reader reads grey, and a third of the bytes cross to line_crops
     detector_input: np.ndarray  # 1 x 3 x 320 x 512
     corners: np.ndarray  # 4 x 2 in the photo's own pixels
     confidence: np.ndarray  # (1,) float32
@@ -59,29 +59,28 @@ def stage_warp(image: np.ndarray, letterbox: np.ndarray, heatmaps: np.ndarray) -
     photo_scale = float(letterbox[3])
     photo_corners = res.corners / photo_scale
     if res.found:
-        card = warp_card(image, res.corners)
-        small = detector.resize(card)
+        card_rgb = warp_card(image, res.corners)
+        small = detector.resize(card_rgb)
+        card = cv2.cvtColor(card_rgb, cv2.COLOR_RGB2GRAY)
         det = detector.preprocess(small)[None]
         photo_shape = (round(image.shape[0] / photo_scale), round(image.shape[1] / photo_scale))
         q = quality.measure(photo_shape, photo_corners, small)
     else:  # keep shapes fixed so the graph runs on; downstream steps see found=False
-        from fvi.geometry import CARD_H, CARD_W
-
-        card = np.zeros((CARD_H, CARD_W, 3), np.uint8)
+        card = np.zeros((CARD_H, CARD_W), np.uint8)
         det = np.zeros((1, 3, detector.INPUT_H, detector.INPUT_W), np.uint8)
         q = np.zeros(len(quality.MEASURES), np.float32)
     return Warped(card, det, photo_corners.astype(np.float32), np.array([res.confidence], np.float32),
                   np.array([res.found]), q)
 
 
-def stage_line_crops(card: np.ndarray, line_maps: np.ndarray, found: bool) -> tuple[np.ndarray, np.ndarray]:
+def stage_line_crops(card_gray: np.ndarray, line_maps: np.ndarray, found: bool) -> tuple[np.ndarray, np.ndarray]:
     """Always at least one crop (a blank one, field −1, when there is no card or no line)."""
     lines = detector.decode(line_maps.reshape(-1, detector.MAP_H, detector.MAP_W)) if found else []
     lines = sorted(lines, key=lambda l: -l.score)[:MAX_LINES]
     lines.sort(key=lambda l: (l.field_index, l.box[1], l.box[0]))
     if not lines:
         return np.zeros((1, 1, reader.INPUT_H, reader.WIDTH_BUCKET), np.float32), np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
-    crops = reader.crop_lines(card, [l.box for l in lines])
+    crops = reader.crop_lines(card_gray, [l.box for l in lines])
     meta = np.array([[l.field_index, *l.box, l.score] for l in lines], np.float32)
     return crops, meta
 

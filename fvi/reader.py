@@ -26,9 +26,10 @@ def batch_width(widths: list[int]) -> int:
     return min(INPUT_W, -(-max(widths, default=1) // WIDTH_BUCKET) * WIDTH_BUCKET)
 
 
-def crop_lines(card_rgb: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
-    """All lines of one card → (N, 1, 32, batch_width) reader input."""
-    lines = [cut_line(card_rgb, b) for b in boxes]
+def crop_lines(card: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
+    """All lines of one card (grey, or RGB converted once here) → (N, 1, 32, batch_width) reader input."""
+    gray = cv2.cvtColor(card, cv2.COLOR_RGB2GRAY) if card.ndim == 3 else card
+    lines = [cut_line(gray, b) for b in boxes]
     width = batch_width([line.shape[1] for line in lines])
     return np.stack([normalize_line(line, width) for line in lines])
 

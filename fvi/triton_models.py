@@ -83,13 +83,13 @@ class DecodeModel(_Base):
 class WarpModel(_Base):
     def handle(self, request):
         w = pipeline.stage_warp(self.inp(request, "IMAGE_RGB"), self.inp(request, "LETTERBOX"), self.inp(request, "HEATMAPS")[0])
-        return self.out(CARD_RGB=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
+        return self.out(CARD_GRAY=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
                         CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
 
 
 class LineCropsModel(_Base):
     def handle(self, request):
-        crops, meta = pipeline.stage_line_crops(self.inp(request, "CARD_RGB"), self.inp(request, "LINE_MAPS")[0],
+        crops, meta = pipeline.stage_line_crops(self.inp(request, "CARD_GRAY"), self.inp(request, "LINE_MAPS")[0],
                                                 bool(self.inp(request, "CARD_FOUND")[0]))
         return self.out(READER_INPUT=crops, LINE_META=meta)
 
