@@ -10,8 +10,11 @@ from fvi.geometry import Letterbox, letterbox, quad_is_plausible
 INPUT_SIZE = 256
 STRIDE = 4
 HEATMAP_SIZE = INPUT_SIZE // STRIDE
-# a corner peak below this is "not seen"; all four must be seen for a card
-CORNER_THRESHOLD = 0.3
+# A corner peak below this is "not seen"; all four must be seen for a card. Calibrated on synthetic
+# photos (seed 7777, not an evaluation seed): card-free images peak at most ~0.08, while a weak corner
+# of a real card (glare, blur, steep angle) often peaks at 0.15-0.3 with its position still right.
+# 0.3 found 92.0% of cards, 0.15 finds 97.0%, with no card-free image taken for a card at either.
+CORNER_THRESHOLD = 0.15
 
 
 def preprocess(image_rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
