@@ -27,6 +27,7 @@ def _pb():
 class _Base:
     def initialize(self, args: dict) -> None:
         self.pb = _pb()
+        pipeline.single_threaded_opencv()
         self.config = json.loads(args["model_config"])
         self.model_dir = Path(args["model_repository"]) / args["model_version"]
 
