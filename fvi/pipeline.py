@@ -122,5 +122,5 @@ class ReferencePipeline:
         w = stage_warp(d.image, d.letterbox, heatmaps[0])
         maps = self.detector.run(None, {"card": w.detector_input})[0]
         crops, meta = stage_line_crops(w.card, maps[0], bool(w.found[0]))
-        probs = self.reader.run(None, {"line": crops})[0]
-        return stage_assemble(probs, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality)
+        best = self.reader.run(None, {"line": crops})[0]
+        return stage_assemble(best, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality)
