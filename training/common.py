@@ -61,8 +61,28 @@ def train_loop(name: str, model: torch.nn.Module, steps: int, lr: float, step_fn
                     print(f"[{name}] eval @ {step}: {json.dumps(evaluate())}", flush=True)
 
 
+CARD_ARGS = ("steps", "batch", "lr", "seed")
+
+
+def initial_weights(model: torch.nn.Module, a) -> torch.nn.Module:
+    """`train --init RUN.pt`: start from an earlier run's weights (fine-tuning); that run's arguments
+    (RUN.args.json) are kept in this run's, so the model card shows every command in order."""
+    if getattr(a, "init", None):
+        model.load_state_dict(torch.load(a.init))
+        earlier = Path(a.init).with_suffix(".args.json")
+        a.init_args = json.loads(earlier.read_text()) if earlier.exists() else None
+    return model
+
+
+def training_commands(name: str, args: dict) -> list[str]:
+    """The train commands that produced a run, oldest first (following --init)."""
+    earlier = training_commands(name, args["init_args"]) if args.get("init_args") else []
+    flags = " ".join(f"--{k.replace('_', '-')} {args[k]}" for k in (*CARD_ARGS, "init") if args.get(k) is not None)
+    return [*earlier, f"python -m training.{name} train {flags}"]
+
+
 def write_model_card(name: str, title: str, metrics: dict, export_info: dict, train_args: dict, notes: str) -> Path:
-    """models/<name>.md: what data, which seed, which command, which numbers (all on synthetic data)."""
+    """models/<name>.md: what data, which seed, which commands, which numbers (all on synthetic data)."""
     card = MODELS / f"{name}.md"
     cmd = " ".join(["python -m", f"training.{name}", *sys.argv[1:]])
     lines = [
@@ -70,7 +90,8 @@ def write_model_card(name: str, title: str, metrics: dict, export_info: dict, tr
         "All figures are measured on **synthetic** cards rendered by this project (`fvi.synth`); no real ID card",
         "was used for training or evaluation.", "",
         "## Training", "",
-        f"- command: `python -m training.{name} train {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in train_args.items())}`",
+        *[f"- command{f' {i + 1}' if len(training_commands(name, train_args)) > 1 else ''}: `{c}`"
+          for i, c in enumerate(training_commands(name, train_args))],
         "- data: `python -m training.make_data` caches (see Makefile target `train-data`), train split seed 1, validation split seed 2",
         f"- seed: {train_args.get('seed')}", "",
         "## Held-out metrics (validation split, never trained on)", "",
@@ -106,6 +127,7 @@ def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--eval-every", type=int, default=eval_every)
+    t.add_argument("--init", help="start from these weights, e.g. data/runs/<name>.pt (fine-tuning)")
     e = sub.add_parser("evaluate")
     e.add_argument("--onnx", default=str(MODELS / f"{name}.onnx"))
     sub.add_parser("export")
@@ -113,4 +135,4 @@ def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch:
     {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
 
 
-__all__ = ["image_batch", "run_cli", "CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]
+__all__ = ["initial_weights", "image_batch", "run_cli", "CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]

@@ -8,7 +8,7 @@ import torch
 
 from fvi import cropper
 from fvi.geometry import Letterbox
-from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, run_cli, seed_everything, train_loop, write_model_card
+from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, initial_weights, run_cli, seed_everything, train_loop, write_model_card
 from training.nets import CropperNet, WithSigmoid
 
 SIGMA = 1.5  # heatmap gaussian, in cells
@@ -95,7 +95,7 @@ def train(a) -> None:
     images, corners, has_card = _load("train")
     vimg, vcor, vhas = _load("val")
     rng = np.random.default_rng(a.seed)
-    model = CropperNet()
+    model = initial_weights(CropperNet(), a)
     it = batches(len(images), a.batch, rng)
 
     def step(_: int) -> torch.Tensor:
@@ -132,7 +132,7 @@ def export_cmd(a) -> None:
     metrics = evaluate(a)
     args = json.loads((RUNS / "cropper.args.json").read_text())
     write_model_card("cropper", "Cropper — card corners (4 classes) on a 256×256 letterboxed photo", metrics, info,
-                     {k: args[k] for k in ("steps", "batch", "lr", "seed")},
+                     args,
                      "Input `image` uint8 (N, 3, 256, 256): RGB pixels, letterboxed, normalised inside the net (fvi.cropper.preprocess). "
                      "Output `heatmaps` float32 (N, 4, 64, 64): probability of TL, TR, BR, BL at stride 4 "
                      "(fvi.cropper.decode).")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from fvi import detector
 from fvi.geometry import box_iou
 from fvi.schema import FIELDS
-from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, run_cli, seed_everything, train_loop, write_model_card
+from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, initial_weights, run_cli, seed_everything, train_loop, write_model_card
 from training.nets import DetectorNet, WithSigmoid
 
 
@@ -66,7 +66,7 @@ def train(a) -> None:
     vimg, vcard = _load("val")
     targets = np.stack([detector.render_targets(c) for c in per_card]).astype(np.uint8)
     rng = np.random.default_rng(a.seed)
-    model = DetectorNet()
+    model = initial_weights(DetectorNet(), a)
     it = batches(len(images), a.batch, rng)
 
     def step(_: int) -> torch.Tensor:
@@ -105,7 +105,7 @@ def export_cmd(a) -> None:
     metrics = evaluate(a)
     args = json.loads((RUNS / "detector.args.json").read_text())
     write_model_card("detector", "Detector — text lines per field class on the flat card", metrics, info,
-                     {k: args[k] for k in ("steps", "batch", "lr", "seed")},
+                     args,
                      "Input `card` uint8 (N, 3, 320, 512): flat card RGB pixels, normalised inside the net (fvi.detector.preprocess). "
                      f"Output `line_maps` float32 (N, {len(FIELDS)}, 80, 128): per-field probability of a (shrunk) "
                      f"text line, classes in order {', '.join(FIELDS)} (fvi.detector.decode). Validation cards are "

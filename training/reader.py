@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from fvi import charset, reader
-from training.common import CACHE, MODELS, RUNS, batches, export, run_cli, seed_everything, train_loop, write_model_card
+from training.common import (CACHE, MODELS, RUNS, batches, export, initial_weights, run_cli, seed_everything,
+                             train_loop, write_model_card)
 from training.nets import BestPath, ReaderNet
 
 
@@ -63,7 +64,7 @@ def train(a) -> None:
     labels = [charset.encode(t) for t in texts]
     vcards = _load("val", ("cards",))
     rng = np.random.default_rng(a.seed)
-    model = ReaderNet()
+    model = initial_weights(ReaderNet(), a)
     ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True)
     it = batches(len(images), a.batch, rng)
 
@@ -106,7 +107,7 @@ def export_cmd(a) -> None:
     metrics = evaluate(a)
     args = json.loads((RUNS / "reader.args.json").read_text())
     write_model_card("reader", "Reader — one text line to Vietnamese text (CTC)", metrics, info,
-                     {k: args[k] for k in ("steps", "batch", "lr", "seed")},
+                     args,
                      f"Input `line` float32 (N, 1, 32, W), W ≤ 512 a multiple of 4 (the card's widest line rounded up to "
                      f"{reader.WIDTH_BUCKET}): grey line crops, contrast-normalised, zero-padded right "
                      f"(fvi.reader.crop_lines). Output `ctc_best` float32 (N, W/4, 2): per step the best class of the softmax "
