@@ -4,10 +4,27 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
 from fvi.charset import normalize
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult
+
+
+ADDRESS_FIELDS = ("place_of_origin", "place_of_residence")
+
+
+def snap(value: str, choices: tuple[str, ...], max_ratio: float = 0.25) -> str:
+    """The closest of a closed list (provinces, "Không thời hạn") when the reading is a few edits off it.
+
+    What the card guarantees fixes what the reader misses: a province name is one of 63, and a
+    diacritic the reader confused (Nghg An, Đắk Nũng) is one edit away from the only candidate.
+    """
+    best = process.extractOne(value, choices, scorer=Levenshtein.distance)
+    if best is not None and best[1] <= max(1, round(max_ratio * len(best[0]))):
+        return best[0]
+    return value
 
 
 def normalize_field(name: str, value: str) -> str:
@@ -18,11 +35,15 @@ def normalize_field(name: str, value: str) -> str:
         digits = re.sub(r"\D", "", value)
         if len(digits) == 8:
             return f"{digits[:2]}/{digits[2:4]}/{digits[4:]}"
-        if not digits and value.casefold() == validate.NO_EXPIRY.casefold():
-            return validate.NO_EXPIRY
+        if not digits:
+            return snap(value, (validate.NO_EXPIRY,))
         return value
     if name == "full_name":
         return value.upper()
+    if name in ADDRESS_FIELDS and value:
+        parts = [p.strip() for p in value.split(",")]
+        parts[-1] = snap(parts[-1], validate.PROVINCE_PHRASES)
+        return ", ".join(p for p in parts if p)
     if name == "sex":
         key = value.casefold()
         return {"nam": "Nam", "nữ": "Nữ", "nu": "Nữ"}.get(key, value)

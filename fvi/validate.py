@@ -34,6 +34,17 @@ PROVINCES: dict[str, str] = {
     "094": "Sóc Trăng", "095": "Bạc Liêu", "096": "Cà Mau",
 }
 PROVINCE_CODES = frozenset(PROVINCES)
+CITY_PROVINCES = frozenset({"001", "031", "048", "079", "092"})
+
+
+def province_phrase(code: str) -> str:
+    """How an address on the card ends: "Tỉnh X", "Thành phố X" for the five cities, "TP. Hồ Chí Minh"."""
+    if code == "079":
+        return "TP. Hồ Chí Minh"
+    return ("Thành phố " if code in CITY_PROVINCES else "Tỉnh ") + PROVINCES[code]
+
+
+PROVINCE_PHRASES: tuple[str, ...] = tuple(province_phrase(c) for c in PROVINCES)
 
 
 def parse_date(value: str) -> dt.date | None:

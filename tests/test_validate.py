@@ -79,3 +79,17 @@ def test_capture_problems_become_warnings():
     glare = card.copy()
     glare[100:300, 200:500] = 255
     assert "glare" in codes(image.shape, corners, glare)
+
+
+@pytest.mark.parametrize("field, read, expected", [
+    ("place_of_residence", "Xã An Phú,Tỉnh Nghg An", "Xã An Phú, Tỉnh Nghệ An"),  # one confused diacritic
+    ("place_of_origin", "Phường An Hải, Tỉnh Đắk Nũng", "Phường An Hải, Tỉnh Đắk Nông"),
+    ("place_of_origin", "Phường An Khê, TP Hồ Chí Minh", "Phường An Khê, TP. Hồ Chí Minh"),
+    ("place_of_origin", "Phường An Khê, Tỉnh Zzzzzzz", "Phường An Khê, Tỉnh Zzzzzzz"),  # too far: left as read
+    ("date_of_expiry", "Không thờ hạn", "Không thời hạn"),
+    ("date_of_expiry", "0 1/08/2028", "01/08/2028"),
+])
+def test_what_the_card_guarantees_fixes_near_misses(field, read, expected):
+    from fvi.assemble import normalize_field
+
+    assert normalize_field(field, read) == expected

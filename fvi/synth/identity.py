@@ -8,10 +8,7 @@ from dataclasses import dataclass
 from faker import Faker
 
 from fvi.charset import is_encodable, normalize
-from fvi.validate import EXPIRY_AGES, NO_EXPIRY, PROVINCES, century_sex_digit
-
-CITY_PROVINCES = {"001", "031", "048", "079", "092"}
-
+from fvi.validate import EXPIRY_AGES, NO_EXPIRY, PROVINCES, century_sex_digit, province_phrase
 
 @dataclass
 class Identity:
@@ -45,11 +42,6 @@ def expiry_for(dob: dt.date, issued: dt.date) -> str:
     return NO_EXPIRY
 
 
-def _province_phrase(code: str) -> str:
-    name = PROVINCES[code]
-    return ("Thành phố " if code in CITY_PROVINCES else "Tỉnh ") + name if code != "079" else "TP. Hồ Chí Minh"
-
-
 def _district(fake: Faker, rng: random.Random) -> str:
     kind = rng.choice(["Huyện", "Quận", "Thị xã", "Thành phố"])
     given = fake.first_name_male if rng.random() < 0.5 else fake.first_name_female
@@ -81,7 +73,7 @@ class IdentityFactory:
         return " ".join([f.last_name(), *middle, first]).upper()
 
     def _place(self, code: str, with_street: bool) -> str:
-        parts = [_commune(self.fake, self.rng), _district(self.fake, self.rng), _province_phrase(code)]
+        parts = [_commune(self.fake, self.rng), _district(self.fake, self.rng), province_phrase(code)]
         if with_street:
             parts.insert(0, self.fake.street_address())
         return ", ".join(parts)
