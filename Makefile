@@ -41,7 +41,7 @@ train-data: setup-train ## cached synthetic training data (data/cache)
 	$(PY) -m training.make_data --split train --seed 1 --flat 3000 --lines 20000 --cropper 8000
 	$(PY) -m training.make_data --split val --seed 2 --flat 200 --lines 1000 --cropper 400
 
-train: setup-train ## train + export all three models into models/ (about 80 minutes on 2 CPU cores)
+train: setup-train ## train + export all three models into models/ (about 100 minutes on 2 CPU cores)
 	bash training/train_all.sh
 
 dataset: setup    ## a labelled set of photographed cards: make dataset OUT=data/cards N=100 SEED=7
