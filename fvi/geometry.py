@@ -13,25 +13,31 @@ CARD_CORNERS = np.array([[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]], dt
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How an image was scaled and padded into a square network input (to map points back)."""
+    """How an image was scaled and padded into a square network input (to map points back).
+
+    The image may itself be a reduced decode of the photo: sx, sy map photo pixels to image pixels,
+    so `to_image` lands in the photo's own pixels whatever size the network's input was made from.
+    """
 
     scale: float
     pad_x: float
     pad_y: float
+    sx: float = 1.0
+    sy: float = 1.0
 
     def to_image(self, pts: np.ndarray) -> np.ndarray:
-        return (pts - np.array([self.pad_x, self.pad_y], np.float32)) / self.scale
+        return (pts - np.array([self.pad_x, self.pad_y], np.float32)) / self.scale / np.array([self.sx, self.sy], np.float32)
 
     def to_input(self, pts: np.ndarray) -> np.ndarray:
-        return pts * self.scale + np.array([self.pad_x, self.pad_y], np.float32)
+        return pts * np.array([self.sx, self.sy], np.float32) * self.scale + np.array([self.pad_x, self.pad_y], np.float32)
 
     def as_array(self) -> np.ndarray:
-        return np.array([self.scale, self.pad_x, self.pad_y], np.float32)
+        return np.array([self.scale, self.pad_x, self.pad_y, self.sx, self.sy], np.float32)
 
     @staticmethod
     def from_array(a: np.ndarray) -> "Letterbox":
         a = np.asarray(a, np.float32).reshape(-1)
-        return Letterbox(float(a[0]), float(a[1]), float(a[2]))
+        return Letterbox(*(float(v) for v in a[:5]))
 
 
 def letterbox(image: np.ndarray, size: int, fill: int = 0) -> tuple[np.ndarray, Letterbox]:

@@ -24,6 +24,10 @@ def _pb():
     return pb_utils
 
 
+def _image_bytes(tensor: np.ndarray) -> bytes:
+    return bytes(tensor.reshape(-1)[0])
+
+
 class _Base:
     def initialize(self, args: dict) -> None:
         self.pb = _pb()
@@ -66,24 +70,28 @@ class OnnxModel(_Base):
     def execute(self, requests):
         arrays = [self.inp(r, self.input_name) for r in requests]
         sizes = [len(a) for a in arrays]
-        result = self.session.run([self.output_name], {self.input_name: np.concatenate(arrays)})[0]
+        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)  # alone: no copy of the pixels
+        result = self.session.run([self.output_name], {self.input_name: batch})[0]
         bounds = np.cumsum(sizes)[:-1]
         return [self.out(**{self.output_name: part}) for part in np.split(result, bounds)]
 
 
 class DecodeModel(_Base):
     def handle(self, request):
-        data = self.inp(request, "IMAGE").reshape(-1)[0]
         try:
-            d = pipeline.stage_decode(bytes(data))
+            d = pipeline.stage_decode(_image_bytes(self.inp(request, "IMAGE")))
         except ImageError as e:
             return self.error(f"{e.code}: {e}")
-        return self.out(IMAGE_RGB=d.image, CROPPER_INPUT=d.cropper_input, LETTERBOX=d.letterbox)
+        return self.out(CROPPER_INPUT=d.cropper_input, LETTERBOX=d.letterbox)
 
 
 class WarpModel(_Base):
     def handle(self, request):
-        w = pipeline.stage_warp(self.inp(request, "IMAGE_RGB"), self.inp(request, "LETTERBOX"), self.inp(request, "HEATMAPS")[0])
+        try:
+            w = pipeline.stage_warp(_image_bytes(self.inp(request, "IMAGE")), self.inp(request, "LETTERBOX"),
+                                    self.inp(request, "HEATMAPS")[0])
+        except ImageError as e:  # decode accepted these bytes, so only a decoder disagreement lands here
+            return self.error(f"{e.code}: {e}")
         return self.out(CARD_GRAY=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
                         CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
 
