@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fvi.pipeline import MAX_LINES
 from fvi.triton_launcher import MODEL_REPOSITORY, NET_MODELS, REPO_ROOT, TritonServer
 
 MODEL = "fvi_ensemble"
@@ -343,6 +344,38 @@ def ensemble_pass(client, cards: Sequence[tuple[str, bytes]]) -> list[dict[str, 
     return out
 
 
+MANY_LINES = (1, 10, MAX_LINES)  # one line, a usual card, the cap
+
+
+def many_lines(client, ref, repeats: int = 15) -> list[dict[str, Any]]:
+    """The reader's cost for a card with many lines: its batch is the card's line crops, at full width.
+
+    The served reader model (gRPC, Triton's queue and its stub) against the same ONNX session
+    in-process, for 1, 10 and MAX_LINES crops, sequentially, median of `repeats` calls.
+    """
+    import tritonclient.grpc as grpcclient
+    from fvi import reader
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in MANY_LINES:
+        crops = rng.normal(0, 1, (n, 1, reader.INPUT_H, reader.INPUT_W)).astype(np.float32)
+        inp = grpcclient.InferInput("line", list(crops.shape), "FP32")
+        inp.set_data_from_numpy(crops)
+        served, local = [], []
+        for _ in range(repeats + 1):  # the first call of each size warms up
+            t = time.perf_counter()
+            client.infer("reader", [inp], client_timeout=120)
+            served.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ref.reader.run(None, {"line": crops})
+            local.append(time.perf_counter() - t)
+        s_ms, l_ms = float(np.median(served[1:])) * 1000, float(np.median(local[1:])) * 1000
+        rows.append({"lines": n, "width": reader.INPUT_W, "served_p50_ms": round(s_ms, 2),
+                     "in_process_p50_ms": round(l_ms, 2), "served_ms_per_line": round(s_ms / n, 2)})
+    return rows
+
+
 def server_cpu_seconds(server_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) so far of tritonserver and of each model's Python-backend stubs.
 
@@ -406,6 +439,7 @@ def run_bench(cards_n: int, concurrencies: Sequence[int], out: Path, seed: int, 
         client = grpcclient.InferenceServerClient(server.grpc_url)
         report["software"]["tritonserver"] = client.get_server_metadata(as_json=True).get("version")
         served = ensemble_pass(client, cards)
+        report["many_lines"] = many_lines(client, ref)
         # The machine's speed drifts (shared host): each ensemble level is followed at once by the in-process
         # row with as many threads (the server idles meanwhile), and the sweep repeats; best of rounds counts.
         for round_no in range(1, rounds + 1):
@@ -648,6 +682,17 @@ def render_markdown(r: dict[str, Any]) -> str:
                      f"{be['cards_per_s'] / bt['cards_per_s']:.2f}×. Serving overhead at concurrency 1 (ensemble p50 "
                      f"minus in-process sequential p50: gRPC, tensor copies between models, batcher delays): {overhead}.")
     parts.append(ref_text)
+
+    if r.get("many_lines"):
+        ml = r["many_lines"]
+        parts.append("## A card with many lines\n\nThe reader's batch is one card's line crops, so a card with many "
+                     "lines (a long two-line address, or text the detector takes for lines) costs more. Measured on "
+                     "the `reader` model alone at full width (512), sequentially, median of 15 calls, served (gRPC + "
+                     "Triton + its stub) beside the same ONNX session in-process. `fvi.pipeline.MAX_LINES` "
+                     f"({MANY_LINES[-1]}) caps the lines read per card (the highest-scoring ones), so no photo can make "
+                     "a request unboundedly slow.\n\n" + _table(
+                         ["lines", "served p50 ms", "in-process p50 ms", "served ms per line"],
+                         [[x["lines"], x["served_p50_ms"], x["in_process_p50_ms"], x["served_ms_per_line"]] for x in ml]))
 
     cmds = [f"# this report\n{r['command']}", f"# the server (started by fvi.triton_launcher.TritonServer)\n{_shell(r['server']['cmd'])}",
             f"# perf_analyzer needs libcudart from the nvidia-cuda-runtime-cu12 wheel\nexport LD_LIBRARY_PATH={r['commands']['perf_analyzer_env']['LD_LIBRARY_PATH']}"]
