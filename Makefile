@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-train setup-convert engines serve triton test test-fast bench load-test accuracy train train-data dataset clean
+.PHONY: setup setup-train setup-convert engines serve triton test test-fast bench load-test accuracy eval train train-data dataset clean
 
 setup:            ## apt packages, virtualenv, tritonserver binary, perf_analyzer (idempotent)
 	bash scripts/setup.sh serve
@@ -36,6 +36,9 @@ load-test: engines ## gateway under load with a Triton restart midway -> reports
 
 accuracy: engines ## end-to-end exact match per field on held-out synthetic cards -> reports/accuracy.md
 	$(PY) -m bench.accuracy --cards 200
+
+eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type)
+	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500)
 
 train-data: setup-train ## cached synthetic training data (data/cache)
 	$(PY) -m training.make_data --split train --seed 1 --flat 3000 --lines 20000 --cropper 8000

@@ -10,7 +10,8 @@ VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.fvi-setup-$KIND"
 
-APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-noto-core fonts-liberation2 fonts-roboto fonts-freefont-ttf"
+# tesseract-ocr + tesseract-ocr-vie: the peer the evaluation (bench/evaluate.py) reports next to ours
+APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-noto-core fonts-liberation2 fonts-roboto fonts-freefont-ttf tesseract-ocr tesseract-ocr-vie"
 missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "setup: installing apt packages: $missing"
