@@ -376,6 +376,62 @@ def many_lines(client, ref, repeats: int = 15) -> list[dict[str, Any]]:
     return rows
 
 
+NOOP_STEPS = len(COMPOSING_ORDER)
+NOOP_TENSOR_BYTES = 300_000  # about the mean tensor that crosses between two steps of fvi_ensemble
+
+
+def write_noop_repository(root: Path) -> Path:
+    """An ensemble shaped like fvi_ensemble (same number of Python-backend steps, same input) whose steps do
+    nothing but hand on a tensor of typical size: what the embedded graph costs with the work taken out."""
+    repo = root / "model_repository"
+    for i in range(NOOP_STEPS):
+        inp = 'name: "IMAGE" data_type: TYPE_STRING dims: [ 1 ]' if i == 0 else 'name: "X" data_type: TYPE_UINT8 dims: [ -1 ]'
+        (repo / f"noop{i}" / "1").mkdir(parents=True, exist_ok=True)
+        (repo / f"noop{i}" / "config.pbtxt").write_text(
+            f'name: "noop{i}"\nbackend: "python"\nmax_batch_size: 0\ninput [ {{ {inp} }} ]\n'
+            'output [ { name: "Y" data_type: TYPE_UINT8 dims: [ -1 ] } ]\ninstance_group [ { kind: KIND_CPU count: 1 } ]\n')
+        (repo / f"noop{i}" / "1" / "model.py").write_text(
+            "import numpy as np\nimport triton_python_backend_utils as pb_utils\n"
+            f"OUT = np.zeros({NOOP_TENSOR_BYTES}, np.uint8)\n\n\nclass TritonPythonModel:\n"
+            "    def execute(self, requests):\n"
+            "        return [pb_utils.InferenceResponse([pb_utils.Tensor('Y', OUT)]) for _ in requests]\n")
+    steps = [f'{{ model_name: "noop{i}" model_version: -1 input_map {{ key: "{"IMAGE" if i == 0 else "X"}" '
+             f'value: "{"IMAGE" if i == 0 else f"t{i - 1}"}" }} output_map {{ key: "Y" value: "t{i}" }} }}'
+             for i in range(NOOP_STEPS)]
+    (repo / "noop_ensemble" / "1").mkdir(parents=True, exist_ok=True)
+    (repo / "noop_ensemble" / "config.pbtxt").write_text(
+        'name: "noop_ensemble"\nplatform: "ensemble"\nmax_batch_size: 0\n'
+        'input [ { name: "IMAGE" data_type: TYPE_STRING dims: [ 1 ] } ]\n'
+        f'output [ {{ name: "t{NOOP_STEPS - 1}" data_type: TYPE_UINT8 dims: [ -1 ] }} ]\n'
+        "ensemble_scheduling { step [ " + ",\n".join(steps) + " ] }\n")
+    return repo
+
+
+def graph_floor(input_data: Path, work: Path, env: dict[str, str], concurrencies: Sequence[int], requests: int = 400
+                ) -> list[dict[str, Any]]:
+    """CPU per request of the no-op ensemble (tritonserver and the stubs), same input photos, perf_analyzer."""
+    rows = []
+    server = TritonServer(model_repository=write_noop_repository(work / "noop"), log_path=work / "noop" / "tritonserver.log",
+                          ready_model="noop_ensemble")
+    with server:
+        for c in concurrencies:
+            before = server_cpu_seconds(server.process.pid)
+            cmd = [str(perf_analyzer_binary()), "-m", "noop_ensemble", "-i", "grpc", "-u", server.grpc_url,
+                   "--input-data", str(input_data), "--concurrency-range", f"{c}:{c}", "--request-count", str(requests)]
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+            after = server_cpu_seconds(server.process.pid)
+            m = re.search(r"Throughput: ([\d.]+) infer/sec", p.stdout)
+            if p.returncode or not m:
+                rows.append({"concurrency": c, "error": (p.stdout + p.stderr)[-300:]})
+                continue
+            cpu = {k: (after[k] - before.get(k, 0.0)) / requests * 1000 for k in after}
+            stubs = sum(v for k, v in cpu.items() if k != "tritonserver")
+            rows.append({"concurrency": c, "requests_per_s": float(m.group(1)), "tritonserver_ms": round(cpu.get("tritonserver", 0.0), 2),
+                         "stubs_ms": round(stubs, 2), "per_stub_ms": round(stubs / NOOP_STEPS, 2),
+                         "total_ms": round(stubs + cpu.get("tritonserver", 0.0), 2)})
+    return rows
+
+
 def server_cpu_seconds(server_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) so far of tritonserver and of each model's Python-backend stubs.
 
@@ -462,6 +518,7 @@ def run_bench(cards_n: int, concurrencies: Sequence[int], out: Path, seed: int, 
                 print(f"round {round_no} concurrency {c}: {status} ({r['seconds']} s); in-process {c} thread(s): "
                       f"{ref_runs[-1]['cards_per_s']} cards/s, p50 {ref_runs[-1]['p50_ms']} ms", file=sys.stderr, flush=True)
         client.close()
+    report["graph_floor"] = graph_floor(input_data, work, env, [min(concurrencies), max(concurrencies)])
     report["ensemble"] = best_of_rounds(runs, "concurrency")
     report["reference"] = {"passes": ref_passes, "runs": best_of_rounds(ref_runs, "threads")}
     report["rounds"] = round_ratios(runs, ref_runs, rounds)
@@ -683,6 +740,18 @@ def render_markdown(r: dict[str, Any]) -> str:
                      f"minus in-process sequential p50: gRPC, tensor copies between models, batcher delays): {overhead}.")
     parts.append(ref_text)
 
+    if r.get("graph_floor"):
+        fl = [x for x in r["graph_floor"] if "total_ms" in x]
+        parts.append("## The embedded graph's own cost\n\nAn ensemble shaped like fvi_ensemble — the same "
+                     f"{NOOP_STEPS} Python-backend steps, the same photos in — whose steps do nothing but hand on a "
+                     f"{NOOP_TENSOR_BYTES // 1000} kB tensor, measured the same way (perf_analyzer, CPU from /proc). "
+                     "It is the floor of what serving adds per card in this embedded mode, where even the three "
+                     "nets are Python-backend steps (the pytriton binary has no onnxruntime backend); on the NGC "
+                     "image the nets run in the native onnxruntime/TensorRT backends and their three stub hops go.\n\n"
+                     + _table(["concurrency", "requests/s", "tritonserver CPU ms", f"{NOOP_STEPS} stubs CPU ms",
+                               "per stub ms", "total CPU ms per request"],
+                              [[x["concurrency"], x["requests_per_s"], x["tritonserver_ms"], x["stubs_ms"],
+                                x["per_stub_ms"], x["total_ms"]] for x in fl]))
     if r.get("many_lines"):
         ml = r["many_lines"]
         parts.append("## A card with many lines\n\nThe reader's batch is one card's line crops, so a card with many "

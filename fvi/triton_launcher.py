@@ -94,6 +94,7 @@ class TritonServer:
     metrics_port: int = 0
     log_path: Path = RUN_DIR / "tritonserver.log"
     extra_args: list[str] = field(default_factory=list)
+    ready_model: str = "fvi_ensemble"  # what must be ready before start() returns
     process: subprocess.Popen | None = None
 
     @property
@@ -105,7 +106,8 @@ class TritonServer:
         return f"127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 180.0) -> "TritonServer":
-        check_model_repository(self.model_repository)
+        if self.model_repository == MODEL_REPOSITORY:
+            check_model_repository(self.model_repository)
         backends = prepare_backends()
         self.http_port = self.http_port or free_port()
         self.grpc_port = self.grpc_port or free_port()
@@ -128,7 +130,7 @@ class TritonServer:
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        url = f"http://{self.http_url}/v2/models/fvi_ensemble/ready"
+        url = f"http://{self.http_url}/v2/models/{self.ready_model}/ready"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tritonserver exited with code {self.process.returncode}; see {self.log_path}")
