@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,8 +58,10 @@ class TextLine:
 class RenderedCard:
     card_type: str
     image: np.ndarray  # H x W x 4 RGBA, alpha = the card's rounded outline
-    lines: list[TextLine]
-    identity: Identity
+    lines: list[TextLine]  # the field values as printed (only the fields this card type carries)
+    identity: Identity  # every field, also those this card type does not print (see card_fields)
+    labels: list[TextLine] = field(default_factory=list)  # the printed static text (field ""), for layout checks
+    card_fields: tuple[str, ...] = ()  # the fields printed on this card type, in template order
 
     @property
     def size(self) -> tuple[int, int]:
@@ -90,6 +92,11 @@ def _draw_text(img: Image.Image, text: str, xy: tuple[float, float], font: Image
 
 
 def _background(size: tuple[int, int], spec: dict, rng: np.random.Generator) -> Image.Image:
+    """The card's printed background; spec "style" picks the security print (default: the chip CCCD's
+    waves and drum, drawn exactly as before the style key existed)."""
+    style = spec.get("style", "waves_drum")
+    if style != "waves_drum":
+        return BACKGROUND_STYLES[style](size, spec, rng)
     w, h = size
     top = np.array(_jitter(spec["top"], rng, 12), np.float32)
     bottom = np.array(_jitter(spec["bottom"], rng, 12), np.float32)
@@ -109,6 +116,75 @@ def _background(size: tuple[int, int], spec: dict, rng: np.random.Generator) -> 
     for r in range(40, int(h * 0.45), int(rng.integers(12, 22))):
         d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=pattern, width=1)
     return img
+
+
+def _gradient(size: tuple[int, int], spec: dict, rng: np.random.Generator) -> Image.Image:
+    """Top-to-bottom tint with a slow horizontal swell; spec "side" blends a third tint in from the right."""
+    w, h = size
+    top = np.array(_jitter(spec["top"], rng, 12), np.float32)
+    bottom = np.array(_jitter(spec["bottom"], rng, 12), np.float32)
+    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    xs = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    grad = top * (1 - t) + bottom * t + 8 * np.sin(xs * math.pi * rng.uniform(0.5, 2) + rng.uniform(0, math.pi))
+    if "side" in spec:  # a third tint blended in from the right edge
+        side = np.array(_jitter(spec["side"], rng, 12), np.float32)
+        k = np.clip(xs * 1.6 - 0.6, 0, 1) * rng.uniform(0.5, 0.9)
+        grad = grad * (1 - k) + side * k
+    return Image.fromarray(np.clip(grad, 0, 255).astype(np.uint8), "RGB")
+
+
+def _background_mesh_drum(size: tuple[int, int], spec: dict, rng: np.random.Generator) -> Image.Image:
+    """The 2016 CCCD's print: a fine mesh of crossing wavy diagonals and a bronze-drum sun with rays."""
+    w, h = size
+    img = _gradient(size, spec, rng)
+    d = ImageDraw.Draw(img)
+    pattern, pattern2 = _jitter(spec["pattern"], rng, 15), _jitter(spec.get("pattern2", spec["pattern"]), rng, 15)
+    step = int(rng.integers(26, 40))
+    amp, freq = rng.uniform(4, 12), rng.uniform(2, 5)
+    for sign, colour in ((1, pattern), (-1, pattern2)):
+        phase = rng.uniform(0, 2 * math.pi)
+        for k in range(-h // step - 2, w // step + 2):
+            x0 = k * step
+            pts = [(x0 + sign * y * 0.8 + amp * math.sin(freq * 2 * math.pi * y / h + phase), y) for y in range(0, h + 12, 12)]
+            d.line(pts, fill=colour, width=1)
+    cx, cy = w * rng.uniform(0.55, 0.7), h * rng.uniform(0.5, 0.62)
+    radii = range(30, int(h * 0.5), int(rng.integers(14, 24)))
+    for r in radii:
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=pattern, width=1)
+    rays = int(rng.integers(12, 17))
+    for i in range(rays):
+        a = 2 * math.pi * i / rays
+        d.line([(cx + 8 * math.cos(a), cy + 8 * math.sin(a)), (cx + 28 * math.cos(a + math.pi / rays), cy + 28 * math.sin(a + math.pi / rays)),
+                (cx + 8 * math.cos(a + 2 * math.pi / rays), cy + 8 * math.sin(a + 2 * math.pi / rays))], fill=pattern2, width=2)
+    return img
+
+
+def _background_rosette(size: tuple[int, int], spec: dict, rng: np.random.Generator) -> Image.Image:
+    """The 2024 card's print: guilloche rosettes (woven bands of wavy circles) and fine wavy rows over a blue-to-pink tint."""
+    w, h = size
+    img = _gradient(size, spec, rng)
+    d = ImageDraw.Draw(img)
+    pattern, pattern2 = _jitter(spec["pattern"], rng, 15), _jitter(spec.get("pattern2", spec["pattern"]), rng, 15)
+    for k in range(int(rng.integers(20, 34))):  # fine horizontal guilloche rows
+        y0 = (k + rng.uniform(0, 1)) * h / 26
+        amp, freq, phase = rng.uniform(2, 6), rng.uniform(6, 14), rng.uniform(0, 2 * math.pi)
+        d.line([(x, y0 + amp * math.sin(freq * 2 * math.pi * x / w + phase)) for x in range(0, w + 8, 8)], fill=pattern2, width=1)
+    centres = [(w * rng.uniform(0.5, 0.65), h * rng.uniform(0.45, 0.6), h * rng.uniform(0.38, 0.48))]
+    if rng.random() < 0.7:
+        centres.append((w * rng.uniform(0.05, 0.2), h * rng.uniform(0.75, 0.95), h * rng.uniform(0.2, 0.3)))
+    ts = np.linspace(0, 2 * math.pi, 900)
+    for cx, cy, radius in centres:  # woven bands: phase-shifted copies of r(θ) = R (1 + a sin(kθ + φ))
+        for band in range(int(rng.integers(2, 4))):
+            r0, k, a = radius * (1 - 0.3 * band), int(rng.integers(12, 30)), rng.uniform(0.04, 0.09)
+            copies = int(rng.integers(5, 9))
+            for j in range(copies):
+                r = r0 * (1 + a * np.sin(k * ts + 2 * math.pi * j / copies))
+                d.line(list(zip((cx + r * np.cos(ts)).tolist(), (cy + r * np.sin(ts)).tolist())),
+                       fill=pattern if band % 2 == 0 else pattern2, width=1)
+    return img
+
+
+BACKGROUND_STYLES = {"mesh_drum": _background_mesh_drum, "rosette": _background_rosette}
 
 
 def _emblem(d: ImageDraw.ImageDraw, center, radius, rng: np.random.Generator) -> None:
@@ -172,26 +248,33 @@ class CardRenderer:
     def __init__(self, card_type: str = "cccd_chip_2021") -> None:
         self.card_type = card_type
         self.template = load_template(card_type)
+        self.card_fields = tuple(f["field"] for f in self.template["fields"])
         self.fonts = available_font_families()
 
     def render(self, identity: Identity, rng: np.random.Generator) -> RenderedCard:
+        """Draw the card. The draws from rng happen in a fixed order, and only for elements the template
+        has, so a template's output for a seed never changes when other templates gain new keys."""
         t = self.template
         w, h = t["size"]
         regular, bold = self.fonts[int(rng.integers(len(self.fonts)))]
         img = _background((w, h), t["background"], rng)
         d = ImageDraw.Draw(img)
-        _emblem(d, t["emblem"]["center"], t["emblem"]["radius"], rng)
-        _qr(d, t["qr"]["box"], rng)
+        if "emblem" in t:
+            _emblem(d, t["emblem"]["center"], t["emblem"]["radius"], rng)
+        if "qr" in t:
+            _qr(d, t["qr"]["box"], rng)
         _portrait(img, t["photo"]["box"], rng)
         size_scale = rng.uniform(0.94, 1.04)
         ink = int(rng.integers(-10, 40))
+        labels: list[TextLine] = []
         for s in t["static_text"]:
             font = _font(str(bold if s["bold"] else regular), int(s["size"] * size_scale))
             color = tuple(int(np.clip(c + ink, 0, 255)) for c in s["color"])
             if "center" in s:
-                _draw_text(img, s["text"], s["center"], font, color, anchor_center=True)
+                box = _draw_text(img, s["text"], s["center"], font, color, max_width=s.get("max_width"), anchor_center=True)
             else:
-                _draw_text(img, s["text"], s["origin"], font, color)
+                box = _draw_text(img, s["text"], s["origin"], font, color, max_width=s.get("max_width"))
+            labels.append(TextLine("", s["text"], box))
         lines: list[TextLine] = []
         values = identity.fields()
         for f in t["fields"]:
@@ -209,7 +292,7 @@ class CardRenderer:
         alpha = Image.new("L", (w, h), 0)
         ImageDraw.Draw(alpha).rounded_rectangle([0, 0, w - 1, h - 1], radius=int(h * 0.05), fill=255)
         rgba = np.dstack([np.asarray(img), np.asarray(alpha)])
-        return RenderedCard(self.card_type, rgba, lines, identity)
+        return RenderedCard(self.card_type, rgba, lines, identity, labels, self.card_fields)
 
 
 def render_text_line(text: str, rng: np.random.Generator, fonts: list[tuple[Path, Path]] | None = None) -> np.ndarray:
