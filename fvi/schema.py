@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Detector class index i  <->  FIELDS[i]. Order is part of the exported detector's contract.
@@ -18,7 +19,26 @@ FIELDS: tuple[str, ...] = (
 )
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 
-CARD_TYPES: tuple[str, ...] = ("cccd_chip_2021",)
+# Card types (front side), one layout template each in fvi/templates/<card type>.json. CARD_TYPES[0]
+# is the type the served pipeline reports for every card it reads (fvi.assemble): the committed
+# models are trained on cccd_chip_2021 only, so it must stay first until the models tell types apart.
+CARD_TYPES: tuple[str, ...] = ("cccd_chip_2021", "cccd_2016", "can_cuoc_2024")
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+
+def _fields_on_front(card_type: str) -> tuple[str, ...]:
+    """The fields a card type prints on its front: those its template lays out, in FIELDS order."""
+    template = json.loads((TEMPLATE_DIR / f"{card_type}.json").read_text(encoding="utf-8"))
+    laid_out = {f["field"] for f in template["fields"]}
+    unknown = laid_out - set(FIELDS)
+    if unknown or template["card_type"] != card_type:
+        raise ValueError(f"template {card_type}.json: card_type {template['card_type']!r}, unknown fields {sorted(unknown)}")
+    return tuple(f for f in FIELDS if f in laid_out)
+
+
+# card type -> the fields on its front (the 2024 card prints origin, residence and expiry on its back).
+# A field a card does not carry has ground truth "" and is listed in the ground truth's "absent_fields".
+CARD_FIELDS: dict[str, tuple[str, ...]] = {t: _fields_on_front(t) for t in CARD_TYPES}
 
 # Corner classes of the cropper, in the card's own orientation.
 CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_left")

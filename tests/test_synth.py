@@ -1,13 +1,20 @@
 """The synthetic card generator: deterministic, and its ground truth agrees with its own pixels."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import itertools
 import json
 
 import numpy as np
+import pytest
 
 from fvi.geometry import warp_card
-from fvi.schema import FIELDS
+from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
+from fvi.synth.card import CardRenderer, available_font_families, load_template
 from fvi.synth.dataset import generate, load_ground_truth, write
+from fvi.synth.dataset import main as dataset_main
+from fvi.synth.identity import Identity, IdentityFactory
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -42,3 +49,193 @@ def test_corners_follow_the_card_orientation():
         title = redness[85:115, 300:500].mean()  # "CĂN CƯỚC CÔNG DÂN" at design y≈126 of 630
         turned = redness[504 - 115 : 504 - 85, 300:500].mean()
         assert title > turned, s.capture.conditions
+
+
+# ------------------------------------------------------------------------------------ card types
+
+CHIP_2021 = "cccd_chip_2021"
+# A long name and the longest kind of address: the fields wrap and squeeze, and still fit their slots.
+LONG_IDENTITY = Identity(
+    "001234567890", "NGUYỄN HUỲNH THỊ PHƯƠNG QUỲNH ANH", "29/02/1996", "Nữ", "Việt Nam",
+    "Xã Phước Hưng Đông, Huyện Châu Thành Đông, Tỉnh Bà Rịa - Vũng Tàu",
+    "Số 123/45/6 Đường Nguyễn Thị Minh Khai, Phường Phước Long Bình, Thành phố Thủ Đức, Thành phố Hồ Chí Minh",
+    "Không thời hạn")
+
+# The chip CCCD as rendered before the 2016 and 2024 templates existed (commit fbafaef): sha256 of the
+# RGBA card and its line boxes for rng seeds 0-3, and of the photographed JPEGs of generate(3, seed=11).
+# Fonts, Pillow/FreeType, numpy and OpenCV all shape these bytes, so they are compared only where
+# those are what they were when the hashes were taken (ENVIRONMENT).
+CHIP_2021_CARD_SHA256 = {
+    0: "e8ed3f8ba1369a68ba2a7ee28f8f0b68cb7218b571603b847510b3938bf915a0",
+    1: "bd01036e2de74e5b86bdafe4788b1c130806a6c2b81ec9147c00e2980b7bd18b",
+    2: "006478bb2b43edd7f1b577d3ee87b8dec6f3c6ec9a579d17558e7117fb2ceb74",
+    3: "3fd604d53d21126774423e2ca5214154ee8688bd0cc53d2629108e17d7df0d36",
+}
+CHIP_2021_JPEG_SHA256 = {
+    "0011_00000": "bccc336f6e5b585854fef009cffc50b0012b57523d02492aca3157227cebb6db",
+    "0011_00001": "e9d176d206c002d68ee2da134e553b1f4c0045facbc642234de2c2dcd245422a",
+    "0011_00002": "2c8fdffef43093c7eee42bc5cafa0bb546a5d10a1adad1a65b85d35a673bf28e",
+}
+ENVIRONMENT = "pillow 13.0.0 freetype 2.14.3 numpy 1.26.4 opencv 4.11.0 fonts fa9b4a5ec82f6fa3"
+
+
+def _environment() -> str:
+    import cv2
+    import PIL
+    from PIL import features
+
+    fonts = hashlib.sha256()
+    for regular, bold in available_font_families():
+        fonts.update(regular.read_bytes() + bold.read_bytes())
+    return f"pillow {PIL.__version__} freetype {features.version('freetype2')} numpy {np.__version__} " \
+           f"opencv {cv2.__version__} fonts {fonts.hexdigest()[:16]}"
+
+
+def _card_sha256(card) -> str:
+    h = hashlib.sha256(card.image.tobytes())
+    h.update(json.dumps([(l.field, l.text, l.box) for l in card.lines]).encode())
+    return h.hexdigest()
+
+
+def test_chip_2021_renders_as_before_the_new_card_types():
+    if _environment() != ENVIRONMENT:
+        pytest.skip(f"fonts or imaging libraries differ from those the hashes were taken with: {_environment()}")
+    renderer = CardRenderer(CHIP_2021)
+    for seed, expected in CHIP_2021_CARD_SHA256.items():
+        card = renderer.render(IdentityFactory(seed).make(), np.random.default_rng(seed))
+        assert _card_sha256(card) == expected, seed
+    for s in generate(3, seed=11):  # the default type, through the dataset path
+        assert hashlib.sha256(s.capture.jpeg).hexdigest() == CHIP_2021_JPEG_SHA256[s.name], s.name
+        assert s.ground_truth()["absent_fields"] == []
+
+
+def test_card_fields_come_from_the_templates():
+    assert CARD_TYPES[0] == CHIP_2021  # what fvi.assemble reports for every served card
+    assert CARD_FIELDS["cccd_chip_2021"] == FIELDS and CARD_FIELDS["cccd_2016"] == FIELDS
+    assert CARD_FIELDS["can_cuoc_2024"] == ("id_number", "full_name", "date_of_birth", "sex", "nationality")
+    for card_type in CARD_TYPES:
+        assert load_template(card_type)["size"] == [1000, 630]  # the design canvas geometry relies on
+
+
+@functools.cache
+def _render_every_font(card_type: str) -> tuple:
+    """The card with each font family and a couple of identities (one with the longest values)."""
+    renderer = CardRenderer(card_type)
+    families = renderer.fonts
+    identities = IdentityFactory(77)
+    cards = []
+    for k, family in enumerate(families):
+        renderer.fonts = [family]
+        for j, identity in enumerate([LONG_IDENTITY, identities.make()]):
+            cards.append(renderer.render(identity, np.random.default_rng(100 * k + j)))
+    return tuple(cards)
+
+
+def _artwork_boxes(template: dict) -> list[tuple[str, tuple]]:
+    boxes = [("photo", tuple(template["photo"]["box"]))]
+    if "qr" in template:
+        boxes.append(("qr", tuple(template["qr"]["box"])))
+    if "emblem" in template:
+        (cx, cy), r = template["emblem"]["center"], template["emblem"]["radius"]
+        boxes.append(("emblem", (cx - r, cy - r, cx + r, cy + r)))
+    return boxes
+
+
+def _overlap(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+@pytest.mark.parametrize("card_type", CARD_TYPES)
+def test_every_field_of_the_type_is_printed_inside_the_card(card_type):
+    w, h = load_template(card_type)["size"]
+    for card in _render_every_font(card_type):
+        assert card.image.shape == (h, w, 4) and card.card_type == card_type
+        assert card.card_fields == tuple(f["field"] for f in load_template(card_type)["fields"])
+        assert {l.field for l in card.lines} == set(CARD_FIELDS[card_type])
+        values = card.identity.fields()
+        for name in CARD_FIELDS[card_type]:
+            assert " ".join(l.text for l in card.lines if l.field == name) == values[name], name
+        for line in card.lines + card.labels:
+            x0, y0, x1, y1 = line.box
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, (line.text, line.box)
+
+
+@pytest.mark.parametrize("card_type", [
+    pytest.param(CHIP_2021, marks=pytest.mark.xfail(strict=True, reason=(
+        "known: with DejaVu Sans (and Noto Sans) the chip card's wide labels reach into their values "
+        "(Quốc tịch / Nationality: → Việt Nam, Nơi thường trú / Place of residence: → its first line); fixing "
+        "it moves the layout the committed models were trained on, so it waits for the next training run"))),
+    *(t for t in CARD_TYPES if t != CHIP_2021)])
+def test_field_lines_overlap_no_label_no_other_line_and_no_artwork(card_type):
+    artwork = _artwork_boxes(load_template(card_type))
+    for card in _render_every_font(card_type):
+        lines = [(f"{l.field}: {l.text}", l.box) for l in card.lines]
+        labels = [(f"label {l.text}", l.box) for l in card.labels]
+        pairs = [*itertools.combinations(lines, 2), *itertools.product(lines, labels + artwork),
+                 *itertools.product(labels, artwork)]
+        clashes = [(a, b) for (a, ab), (b, bb) in pairs if _overlap(ab, bb)]
+        assert not clashes, clashes
+
+
+def test_the_2024_card_prints_no_origin_residence_or_expiry():
+    for card in _render_every_font("can_cuoc_2024"):
+        printed = {l.field for l in card.lines}
+        assert not printed & {"place_of_origin", "place_of_residence", "date_of_expiry"}
+        labels = " ".join(l.text for l in card.labels)
+        assert "CĂN CƯỚC" in labels and "IDENTITY CARD" in labels and "CÔNG DÂN" not in labels
+        assert "Quê quán" not in labels and "thường trú" not in labels and "giá trị" not in labels
+
+
+def test_the_2016_card_has_vietnamese_only_labels():
+    for card in _render_every_font("cccd_2016"):
+        labels = [l.text for l in card.labels]
+        assert "CĂN CƯỚC CÔNG DÂN" in labels and "Ngày, tháng, năm sinh:" in labels
+        assert not any("/" in t or any(w in t for w in ("Name", "No.", "Sex", "Date", "Citizen")) for t in labels), labels
+
+
+@pytest.mark.parametrize("card_type", CARD_TYPES)
+def test_same_seed_same_card(card_type):
+    renderer = CardRenderer(card_type)
+    a, b = (renderer.render(IdentityFactory(5).make(), np.random.default_rng(5)) for _ in range(2))
+    assert _card_sha256(a) == _card_sha256(b)
+
+
+@pytest.mark.parametrize("card_type", CARD_TYPES)
+def test_ground_truth_of_each_type(tmp_path, card_type):
+    write(tmp_path, 2, seed=31, card_type=card_type)
+    absent = [f for f in FIELDS if f not in CARD_FIELDS[card_type]]
+    for image, gt in load_ground_truth(tmp_path):
+        assert image.exists() and gt["card_type"] == card_type
+        assert list(gt["fields"]) == list(FIELDS) and gt["absent_fields"] == absent
+        for name, value in gt["fields"].items():
+            printed = " ".join(l["text"] for l in gt["lines"] if l["field"] == name)
+            assert printed == value and (value == "") == (name in absent), name
+    if card_type == "can_cuoc_2024":
+        assert absent == ["place_of_origin", "place_of_residence", "date_of_expiry"]
+
+
+def test_mixed_sets_draw_the_type_per_card_with_the_seed(tmp_path):
+    samples = list(generate(6, seed=7, card_type="mixed"))
+    types = [s.card_type for s in samples]
+    assert set(types) == set(CARD_TYPES), types
+    assert [s.capture.jpeg for s in generate(2, seed=7, card_type="mixed")] == [s.capture.jpeg for s in samples[:2]]
+    chosen = {s.card_type for s in generate(4, seed=5, card_types=["cccd_2016", "can_cuoc_2024"])}
+    assert chosen <= {"cccd_2016", "can_cuoc_2024"}
+    # a one-type list is the same set as that type alone
+    one = [s.capture.jpeg for s in generate(2, seed=6, card_types=["cccd_2016"])]
+    assert one == [s.capture.jpeg for s in generate(2, seed=6, card_type="cccd_2016")]
+    with pytest.raises(ValueError):
+        next(generate(1, seed=1, card_type="passport"))
+    dataset_main(["--out", str(tmp_path), "--count", "3", "--seed", "7", "--card-type", "mixed"])
+    written = load_ground_truth(tmp_path)
+    assert [gt["card_type"] for _, gt in written] == types[:3]
+    assert [image.read_bytes() for image, _ in written] == [s.capture.jpeg for s in samples[:3]]
+
+
+@pytest.mark.parametrize("card_type", [t for t in CARD_TYPES if t != CHIP_2021])
+def test_new_types_are_upright_by_their_red_title(card_type):
+    """As test_corners_follow_the_card_orientation: the red title sits at the top of every type."""
+    for s in generate(3, seed=22, card_type=card_type):
+        flat = warp_card(s.capture.image, s.capture.corners).astype(int)
+        redness = flat[..., 0] - (flat[..., 1] + flat[..., 2]) // 2
+        assert redness[85:115, 300:500].mean() > redness[504 - 115 : 504 - 85, 300:500].mean(), s.capture.conditions

@@ -1,6 +1,7 @@
 """Write a labelled set of photographed synthetic cards: <id>.jpg + <id>.json (ground truth).
 
-Deterministic for a seed: the same seed writes byte-identical files.
+Deterministic for a seed: the same seed writes byte-identical files. Every card type of
+fvi.schema.CARD_TYPES can be rendered; `--card-type mixed` draws the type of each card with the seed.
 """
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.card import CardRenderer
 from fvi.synth.identity import Identity, IdentityFactory
 from fvi.synth.photo import Capture, photograph
@@ -22,12 +24,25 @@ def _points(a: np.ndarray) -> list[list[float]]:
     return [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(a).reshape(-1, 2)]
 
 
+MIXED = "mixed"  # card_type that draws every card's type from all of CARD_TYPES
+
+
 @dataclass
 class Sample:
     name: str
     capture: Capture
-    identity: Identity
+    identity: Identity  # every field, also those the card type does not print
     card_type: str
+
+    @property
+    def absent_fields(self) -> list[str]:
+        """Fields this card type does not print on its front (their ground truth is "")."""
+        return [f for f in FIELDS if f not in CARD_FIELDS[self.card_type]]
+
+    def fields(self) -> dict[str, str]:
+        """The ground-truth value of every field of FIELDS as the card shows it: "" when not printed."""
+        absent = set(self.absent_fields)
+        return {k: "" if k in absent else v for k, v in self.identity.fields().items()}
 
     def ground_truth(self) -> dict:
         return {
@@ -36,37 +51,73 @@ class Sample:
             "corners": _points(self.capture.corners),
             "corner_order": ["top_left", "top_right", "bottom_right", "bottom_left"],
             "lines": [{"field": l.field, "text": l.text, "polygon": _points(l.polygon)} for l in self.capture.lines],
-            "fields": self.identity.fields(),
+            "fields": self.fields(),
+            "absent_fields": self.absent_fields,
             "conditions": self.capture.conditions,
         }
 
 
-def generate(count: int, seed: int, card_type: str = "cccd_chip_2021") -> Iterator[Sample]:
+def resolve_card_types(card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The types to draw from: card_types if given, all of CARD_TYPES for "mixed", else card_type alone."""
+    types = tuple(card_types) if card_types else (CARD_TYPES if card_type == MIXED else (card_type,))
+    unknown = [t for t in types if t not in CARD_TYPES]
+    if unknown or not types:
+        raise ValueError(f"unknown card type(s) {unknown}: choose from {', '.join(CARD_TYPES)} or {MIXED}")
+    return types
+
+
+class TypedRenderers:
+    """One CardRenderer per card type; pick() draws a type per card with the caller's rng.
+
+    With a single type nothing is drawn, so a one-type set is the same as before types could mix."""
+
+    def __init__(self, types: Sequence[str]) -> None:
+        self.types = tuple(types)
+        self.renderers = {t: CardRenderer(t) for t in self.types}
+
+    def pick(self, rng: np.random.Generator) -> CardRenderer:
+        if len(self.types) == 1:
+            return self.renderers[self.types[0]]
+        return self.renderers[self.types[int(rng.integers(len(self.types)))]]
+
+
+def generate(count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None) -> Iterator[Sample]:
+    """`count` photographed cards of `card_type` ("mixed": any of CARD_TYPES), or of a type drawn per card
+    from `card_types`. The same arguments give the same samples."""
     rng = np.random.default_rng(seed)
-    ids, renderer = IdentityFactory(seed), CardRenderer(card_type)
+    ids, renderers = IdentityFactory(seed), TypedRenderers(resolve_card_types(card_type, card_types))
     for i in range(count):
         identity = ids.make()
-        yield Sample(f"{seed:04d}_{i:05d}", photograph(renderer.render(identity, rng), rng), identity, card_type)
+        renderer = renderers.pick(rng)
+        yield Sample(f"{seed:04d}_{i:05d}", photograph(renderer.render(identity, rng), rng), identity, renderer.card_type)
 
 
 def load_ground_truth(folder: Path) -> list[tuple[Path, dict]]:
     return [(p.with_suffix(".jpg"), json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
 
 
-def write(out: Path, count: int, seed: int) -> None:
+def write(out: Path, count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for s in tqdm(generate(count, seed), total=count, desc=f"cards → {out}", unit="card"):
+    for s in tqdm(generate(count, seed, card_type, card_types), total=count, desc=f"cards → {out}", unit="card"):
         (out / f"{s.name}.jpg").write_bytes(s.capture.jpeg)
         (out / f"{s.name}.json").write_text(json.dumps(s.ground_truth(), ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
-    a = ap.parse_args()
-    write(a.out, a.count, a.seed)
+    ap.add_argument("--card-type", default=CARD_TYPES[0], choices=[*CARD_TYPES, MIXED],
+                    help=f"card type to render, or {MIXED} (each card's type drawn with the seed); default %(default)s")
+    ap.add_argument("--card-types", type=lambda v: [t for t in v.split(",") if t],
+                    help="comma-separated types to draw from per card (overrides --card-type)")
+    a = ap.parse_args(argv)
+    try:
+        types = resolve_card_types(a.card_type, a.card_types)
+    except ValueError as e:
+        ap.error(str(e))
+    write(a.out, a.count, a.seed, card_types=types)
 
 
 if __name__ == "__main__":
