@@ -16,18 +16,21 @@ from tqdm import tqdm
 from fvi import cropper, detector, reader
 from fvi.charset import CHARS, normalize
 from fvi.geometry import letterbox
-from fvi.schema import FIELD_INDEX
-from fvi.synth.card import CardRenderer, render_text_line
+from fvi.schema import CARD_TYPES, FIELD_INDEX
+from fvi.synth.card import render_text_line
+from fvi.synth.dataset import TypedRenderers, resolve_card_types
 from fvi.synth.identity import IdentityFactory
 from fvi.synth.photo import flatten_like_cropper, photograph, procedural_background, OUTPUT_SIZES
 
 NO_CARD_RATE = 0.06
+# The committed models are trained on this type only; --card-types widens the data (a type drawn per card).
+DEFAULT_CARD_TYPES: tuple[str, ...] = (CARD_TYPES[0],)
 
 
-def _cropper_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    seed, n = args
+def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seed, n, *rest = args
     rng = np.random.default_rng(seed)
-    ids, renderer = IdentityFactory(seed), CardRenderer()
+    ids, renderers = IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
     images = np.zeros((n, cropper.INPUT_SIZE, cropper.INPUT_SIZE, 3), np.uint8)
     corners = np.zeros((n, 4, 2), np.float32)
     has_card = np.zeros(n, bool)
@@ -38,7 +41,8 @@ def _cropper_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.nd
             img = np.clip(procedural_background(size[0], size[1], rng), 0, 255).astype(np.uint8)
             images[i] = letterbox(img, cropper.INPUT_SIZE)[0]
             continue
-        cap = photograph(renderer.render(ids.make(), rng), rng, size=size)
+        identity = ids.make()
+        cap = photograph(renderers.pick(rng).render(identity, rng), rng, size=size)
         boxed, lb = letterbox(cap.image, cropper.INPUT_SIZE)
         images[i] = boxed
         corners[i] = lb.to_input(cap.corners)
@@ -46,15 +50,16 @@ def _cropper_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.nd
     return images, corners, has_card
 
 
-def _flat_chunk(args: tuple[int, int]) -> tuple[np.ndarray, list, list]:
-    seed, n = args
+def _flat_chunk(args: tuple) -> tuple[np.ndarray, list, list]:
+    seed, n, *rest = args
     rng = np.random.default_rng(seed)
-    ids, renderer = IdentityFactory(seed), CardRenderer()
+    ids, renderers = IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
     det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
     det_lines: list[tuple[int, int, np.ndarray]] = []
     crops: list[tuple[np.ndarray, str]] = []
     for i in range(n):
-        cap = photograph(renderer.render(ids.make(), rng), rng)
+        identity = ids.make()
+        cap = photograph(renderers.pick(rng).render(identity, rng), rng)
         flat, lines = flatten_like_cropper(cap, rng)
         det_images[i] = cv2.resize(flat, (detector.INPUT_W, detector.INPUT_H), interpolation=cv2.INTER_AREA)
         for line in lines:
@@ -104,8 +109,8 @@ def _line_chunk(args: tuple[int, int]) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def _run(fn, total: int, seed: int, workers: int, chunk: int = 50):
-    jobs = [(seed * 1_000_003 + k, min(chunk, total - k * chunk)) for k in range((total + chunk - 1) // chunk)]
+def _run(fn, total: int, seed: int, workers: int, chunk: int = 50, extra: tuple = ()):
+    jobs = [(seed * 1_000_003 + k, min(chunk, total - k * chunk), *extra) for k in range((total + chunk - 1) // chunk)]
     with mp.Pool(workers) as pool:
         return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=fn.__name__.strip("_"), unit="chunk"))
 
@@ -128,10 +133,17 @@ def main() -> None:
     ap.add_argument("--flat", type=int, default=2500)
     ap.add_argument("--lines", type=int, default=15000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--card-types", default=",".join(DEFAULT_CARD_TYPES),
+                    help=f"comma-separated card types for the cropper and detector/reader cards, one drawn per card, "
+                         f"or 'mixed' for all of {', '.join(CARD_TYPES)} (default %(default)s: what the committed models saw)")
     a = ap.parse_args()
+    try:
+        types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
+    except ValueError as e:
+        ap.error(str(e))
     a.out.mkdir(parents=True, exist_ok=True)
     if a.flat:
-        parts = _run(_flat_chunk, a.flat, a.seed, a.workers)
+        parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types,))
         offset, det_lines, crops = 0, [], []
         for imgs, lines, cr in parts:
             det_lines += [(i + offset, c, b) for i, c, b in lines]
@@ -145,7 +157,7 @@ def main() -> None:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
         np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))
     if a.cropper:
-        parts = _run(_cropper_chunk, a.cropper, a.seed + 13, a.workers)
+        parts = _run(_cropper_chunk, a.cropper, a.seed + 13, a.workers, extra=(types,))
         np.savez(a.out / f"cropper_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
                  corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
 
