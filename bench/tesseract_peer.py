@@ -28,7 +28,8 @@ from rapidfuzz import fuzz
 from fvi import reader
 from fvi.assemble import assemble, normalize_field
 from fvi.geometry import warp_card
-from fvi.pipeline import stage_decode
+from fvi.image_io import decode_photo
+from fvi.pipeline import WORK_MAX_SIDE
 from fvi.quality import MEASURES
 from fvi.schema import FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.validate import NO_EXPIRY
@@ -185,13 +186,12 @@ def _decoded(data: bytes) -> np.ndarray:
 def line_crops(data: bytes, corners: np.ndarray, line_meta: np.ndarray) -> list[np.ndarray]:
     """The grey line images our reader got for this photo, from the ensemble's corners and LINE_META.
 
-    The photo is decoded and scaled as the decode step does, the card warped with the same corners
+    The photo is decoded and scaled as the card_warp step does, the card warped with the same corners
     and each box cut with the reader's own margins (`fvi.reader.cut_line`), before its contrast
     normalisation and padding (Tesseract binarises by itself).
     """
-    d = stage_decode(data)
-    photo_scale = float(d.letterbox[3])
-    card = cv2.cvtColor(warp_card(d.image, np.asarray(corners, np.float32).reshape(4, 2) * photo_scale), cv2.COLOR_RGB2GRAY)
+    photo = decode_photo(data, at_least=WORK_MAX_SIDE, at_most=WORK_MAX_SIDE)  # as fvi.pipeline.stage_warp decodes it
+    card = cv2.cvtColor(warp_card(photo.image, np.asarray(corners, np.float32).reshape(4, 2) * photo.scale), cv2.COLOR_RGB2GRAY)
     return [reader.cut_line(card, row[1:5]) for row in np.asarray(line_meta).reshape(-1, 6) if row[0] >= 0]
 
 
