@@ -309,14 +309,22 @@ def time_reference(ref, cards: Sequence[tuple[str, bytes]], passes: int, threads
         ref(data)
         return time.perf_counter() - t
 
+    steps: dict[str, float] = {}
     t0, cpu0 = time.perf_counter(), time.process_time()
-    if threads == 1:
-        lat = [timed(j) for j in work]
+    if threads == 1:  # sequential: also time each step, to set beside the served steps' compute times
+        lat = []
+        for j in work:
+            t = time.perf_counter()
+            ref(j, steps)
+            lat.append(time.perf_counter() - t)
     else:  # onnxruntime sessions are thread-safe; numpy/cv2/ORT release the GIL for the heavy parts
         with ThreadPoolExecutor(threads) as pool:
             lat = list(pool.map(timed, work))
-    return {"threads": threads, **latency_summary(lat, time.perf_counter() - t0),
-            "cpu_ms_per_card": round((time.process_time() - cpu0) / len(work) * 1000, 2)}
+    row = {"threads": threads, **latency_summary(lat, time.perf_counter() - t0),
+           "cpu_ms_per_card": round((time.process_time() - cpu0) / len(work) * 1000, 2)}
+    if steps:
+        row["step_ms"] = {k: round(v / len(work) * 1000, 2) for k, v in steps.items()}
+    return row
 
 
 def best_of_rounds(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -740,6 +748,22 @@ def render_markdown(r: dict[str, Any]) -> str:
                      f"minus in-process sequential p50: gRPC, tensor copies between models, batcher delays): {overhead}.")
     parts.append(ref_text)
 
+    c1 = next((e for e in r["ensemble"] if e["concurrency"] == 1 and e.get("models")), None)
+    seq = next((x for x in r["reference"]["runs"] if x["threads"] == 1 and x.get("step_ms")), None)
+    if c1 and seq:
+        rows = []
+        for name in COMPOSING_ORDER:
+            served, local = c1["models"].get(name, {}).get("compute_ms"), seq["step_ms"].get(name)
+            rows.append([name, served, local, round(served - local, 2) if served is not None and local is not None else None])
+        served_total = c1["models"].get(MODEL, {}).get("request_ms")
+        rows.append(["**card, end to end**", served_total, seq["avg_ms"],
+                     round(served_total - seq["avg_ms"], 2) if served_total is not None else None])
+        parts.append("## Each step at concurrency 1, served and in-process\n\nServed: Triton's compute time per "
+                     "request of each composing model (input + infer + output, inside its Python-backend stub) and "
+                     "the ensemble's request time; in-process: the same stage function or onnxruntime call timed "
+                     "inside ReferencePipeline, sequentially, in the best round of each. The end-to-end "
+                     "difference beyond the steps' is gRPC and the ensemble's scheduling between steps.\n\n"
+                     + _table(["step", "served ms", "in-process ms", "difference ms"], rows))
     if r.get("graph_floor"):
         fl = [x for x in r["graph_floor"] if "total_ms" in x]
         parts.append("## The embedded graph's own cost\n\nAn ensemble shaped like fvi_ensemble — the same "

@@ -6,6 +6,7 @@ ensemble and `ReferencePipeline` compute the same thing by construction.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -119,11 +120,26 @@ class ReferencePipeline:
         self.detector = onnx_session(models_dir / "detector.onnx", intra_threads)
         self.reader = onnx_session(models_dir / "reader.onnx", intra_threads)
 
-    def __call__(self, data: bytes) -> OcrResult:
-        d = stage_decode(data)
-        heatmaps = self.cropper.run(None, {"image": d.cropper_input})[0]
-        w = stage_warp(data, d.letterbox, heatmaps[0])
-        maps = self.detector.run(None, {"card": w.detector_input})[0]
-        crops, meta = stage_line_crops(w.card, maps[0], bool(w.found[0]))
-        best = self.reader.run(None, {"line": crops})[0]
-        return stage_assemble(best, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality)
+    def __call__(self, data: bytes, timings: dict[str, float] | None = None) -> OcrResult:
+        """timings, if given, accumulates seconds per step under the ensemble's model names."""
+        clock = _StepClock(timings)
+        d = clock("decode", stage_decode, data)
+        heatmaps = clock("cropper", self.cropper.run, None, {"image": d.cropper_input})[0]
+        w = clock("card_warp", stage_warp, data, d.letterbox, heatmaps[0])
+        maps = clock("detector", self.detector.run, None, {"card": w.detector_input})[0]
+        crops, meta = clock("line_crops", stage_line_crops, w.card, maps[0], bool(w.found[0]))
+        best = clock("reader", self.reader.run, None, {"line": crops})[0]
+        return clock("assemble", stage_assemble, best, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality)
+
+
+class _StepClock:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    def __call__(self, step: str, fn, *args):
+        if self.timings is None:
+            return fn(*args)
+        t = time.perf_counter()
+        out = fn(*args)
+        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - t
+        return out

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from fvi.schema import TEMPLATE_DIR
 from fvi.synth.identity import Identity
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 FONT_DIRS = [Path("/usr/share/fonts/truetype")]
 # (regular, bold) file names of Vietnamese-capable families shipped by Debian font packages
 FONT_FAMILIES: list[tuple[str, str]] = [
