@@ -40,7 +40,7 @@ from fvi import detector, quality
 from fvi.geometry import CARD_CORNERS, apply_homography, box_iou, warp_card
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.synth.dataset import generate
-from fvi.synth.photo import OUTPUT_SIZES, procedural_background
+from fvi.synth.photo import CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, procedural_background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = REPO_ROOT / "data" / "eval"
@@ -131,20 +131,20 @@ def no_card_photo(rng: np.random.Generator) -> tuple[bytes, dict]:
 
 
 def ensure_test_set(root: Path, seed: int, cards_per_type: int, no_card_images: int,
-                    card_types: Iterable[str] = CARD_TYPES) -> list[Item]:
+                    card_types: Iterable[str] = CARD_TYPES, style: CaptureStyle = MILD) -> list[Item]:
     """Generate what is missing under root/<seed>/ and return the first N items of every folder.
 
     A folder is regenerated whole when it holds fewer photos than asked (generation is sequential
     for a seed, so a larger set starts with the smaller one's photos).
     """
-    base = root / str(seed)
+    base = root / (str(seed) if style == MILD else f"{seed}-{style.name}")
     for card_type in card_types:
         folder = base / card_type
         if _complete(folder, cards_per_type):
             continue
         folder.mkdir(parents=True, exist_ok=True)
         t = CARD_TYPES.index(card_type)  # a type's photos do not depend on which other types are asked for
-        for s in tqdm(generate(cards_per_type, seed + t, card_type), total=cards_per_type,
+        for s in tqdm(generate(cards_per_type, seed + t, card_type, style=style), total=cards_per_type,
                       desc=f"test set {card_type}", unit="card"):
             truth = s.ground_truth()
             truth["measured"] = measured_conditions(s.capture.image, s.capture.corners)
@@ -398,6 +398,19 @@ def slices(truth: dict) -> dict[str, str]:
             f"low (card < {LOW_LIGHT_BRIGHTNESS:.0f} grey)" if brightness < LOW_LIGHT_BRIGHTNESS else "normal"),
         "small card": f"small (fill < {SMALL_CARD_FILL})" if float(c["card_fill"]) < SMALL_CARD_FILL else "normal",
         "jpeg quality": "<60" if q < 60 else ("60-80" if q <= 80 else ">80"),
+        **_wild_slices(c),
+    }
+
+
+def _wild_slices(c: dict) -> dict[str, str]:
+    """Buckets only the wild capture style records (fvi.synth.photo.WILD); none for mild sets."""
+    if "tilt_deg" not in c:
+        return {}
+    return {
+        "tilt": "≤ 15°" if c["tilt_deg"] <= 15 else ("15-25°" if c["tilt_deg"] <= 25 else "> 25°"),
+        "motion blur": "motion blur" if c["motion_blur_px"] else "steady",
+        "finger over an edge": "finger" if c["occluded"] else "clear",
+        "background": "photographic" if c["photo_background"] else "procedural",
     }
 
 
@@ -405,12 +418,13 @@ def slices(truth: dict) -> dict[str, str]:
 def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int | None = None,
              tesseract_cards: int = 100, triton_url: str | None = None, data_root: Path = DATA_ROOT,
              concurrency: int = 8, threads: int = 2, tesseract: bool = True,
-             card_types: Iterable[str] = CARD_TYPES) -> tuple[dict, list[Item], dict[str, dict[str, Outcome]]]:
+             card_types: Iterable[str] = CARD_TYPES, capture: str = MILD.name
+             ) -> tuple[dict, list[Item], dict[str, dict[str, Outcome]]]:
     """Build/reuse the test set, run every system, score them. Returns the report and the raw outcomes."""
     card_types = tuple(card_types)
     if no_card_images is None:
         no_card_images = max(10, cards_per_type * len(card_types) // 5)
-    items = ensure_test_set(data_root, seed, cards_per_type, no_card_images, card_types)
+    items = ensure_test_set(data_root, seed, cards_per_type, no_card_images, card_types, CAPTURE_STYLES[capture])
     seconds: dict[str, float] = {}
     outcomes: dict[str, dict[str, Outcome]] = {}
 
@@ -450,6 +464,7 @@ def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int 
         "trained_card_types": [t for t in card_types if t in TRAINED_CARD_TYPES],
         "untrained_card_types": [t for t in card_types if t not in TRAINED_CARD_TYPES],
         "cards_per_type": cards_per_type,
+        "capture": capture,
         "cards": len(cards),
         "card_free_images": len(items) - len(cards),
         "tesseract_version": tess_version,
@@ -542,7 +557,8 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
     lines = ["# Evaluation (synthetic cards)", "",
              f"**All figures are on synthetic data**: {r['cards']} photographed synthetic cards "
              f"({r['cards_per_type']} per card type: {', '.join(r['card_types'])}) and {r['card_free_images']} "
-             f"synthetic card-free photos, generated with seed {r['seed']} (never used for training). "
+             f"synthetic card-free photos, generated with seed {r['seed']} (never used for training), capture "
+             f"style {r.get('capture', MILD.name)} (fvi.synth.photo.CaptureStyle). "
              f"No real ID card was seen.", ""]
     if r.get("command"):
         lines += [f"Command: `{r['command']}` (`make eval`; `make eval CARDS=60` for a quick run). "
@@ -717,6 +733,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="test set seed (default %(default)s; never a training seed)")
     ap.add_argument("--card-types", type=lambda v: tuple(t for t in v.split(",") if t), default=CARD_TYPES,
                     help=f"comma-separated card types to test (default: all of {','.join(CARD_TYPES)})")
+    ap.add_argument("--capture", default=MILD.name, choices=sorted(CAPTURE_STYLES),
+                    help="capture style of the test photos: mild (what the committed models were trained on) or "
+                         "wild (issue 3's range: 35° tilt, 20%% fill, motion blur, low light, fingers, wallpapers, JPEG 30); default %(default)s")
     ap.add_argument("--tesseract-cards", type=int, default=100,
                     help="Tesseract reads the first N photos of each folder (about 2 s a card on 2 cores; 0: skip)")
     ap.add_argument("--triton-url", help="an already running tritonserver's gRPC host:port (default: start one)")
@@ -731,7 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     if not a.card_types or set(a.card_types) - set(CARD_TYPES):
         ap.error(f"--card-types: choose from {', '.join(CARD_TYPES)}")
     report, items, outcomes = evaluate(a.cards_per_type, a.seed, a.no_card_images, a.tesseract_cards, a.triton_url,
-                                       a.data, a.concurrency, a.threads, card_types=a.card_types)
+                                       a.data, a.concurrency, a.threads, card_types=a.card_types, capture=a.capture)
     paths = write_report(report, items, outcomes, a.out, a.failures)
     print(paths["markdown"].read_text(encoding="utf-8").split("## Side by side")[0])
     print(f"written: {paths['markdown']}, {paths['json']}, {paths['failures']}/")

@@ -10,8 +10,9 @@ VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 STAMP="$VENV/.fvi-setup-$KIND"
 
-# tesseract-ocr + tesseract-ocr-vie: the peer the evaluation (bench/evaluate.py) reports next to ours
-APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-noto-core fonts-liberation2 fonts-roboto fonts-freefont-ttf tesseract-ocr tesseract-ocr-vie"
+# tesseract-ocr + tesseract-ocr-vie: the peer the evaluation (bench/evaluate.py) reports next to ours;
+# mate-backgrounds: photographs the wild capture style (fvi.synth.photo.WILD) lays cards on
+APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-noto-core fonts-liberation2 fonts-roboto fonts-freefont-ttf tesseract-ocr tesseract-ocr-vie mate-backgrounds"
 missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "setup: installing apt packages: $missing"

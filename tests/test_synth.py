@@ -239,3 +239,55 @@ def test_new_types_are_upright_by_their_red_title(card_type):
         flat = warp_card(s.capture.image, s.capture.corners).astype(int)
         redness = flat[..., 0] - (flat[..., 1] + flat[..., 2]) // 2
         assert redness[85:115, 300:500].mean() > redness[504 - 115 : 504 - 85, 300:500].mean(), s.capture.conditions
+
+
+# ---------------------------------------------------------------- capture styles (fvi.synth.photo)
+
+def test_the_mild_style_is_what_generate_always_made():
+    from fvi.synth.photo import MILD
+
+    default, mild = next(generate(1, seed=31)), next(generate(1, seed=31, style=MILD))
+    assert default.capture.jpeg == mild.capture.jpeg
+    assert set(default.capture.conditions) == {"rotation", "card_fill", "blur", "glare", "jpeg_quality", "size"}
+
+
+def test_the_wild_style_spans_what_phones_do_to_a_capture():
+    from fvi.geometry import quad_is_plausible
+    from fvi.synth.photo import WILD
+
+    samples = list(generate(40, seed=32, card_type="mixed", style=WILD))
+    c = [s.capture.conditions for s in samples]
+    assert max(x["tilt_deg"] for x in c) > 25 and max(x["tilt_deg"] for x in c) <= WILD.max_tilt_deg
+    assert min(x["card_fill"] for x in c) < 0.35
+    assert min(x["jpeg_quality"] for x in c) < 40
+    for key in ("motion_blur_px", "low_light", "occluded"):
+        assert any(x[key] for x in c) and not all(x[key] for x in c), key
+    for s in samples:  # the ground truth still describes the photo: the card inside the frame, lines on it
+        h, w = s.capture.image.shape[:2]
+        assert quad_is_plausible(s.capture.corners, (h, w), min_area_frac=0.002)
+        assert (s.capture.corners >= 0).all() and (s.capture.corners[:, 0] < w).all() and (s.capture.corners[:, 1] < h).all()
+        assert len({l.field for l in s.capture.lines}) == len(CARD_FIELDS[s.card_type])
+
+
+def test_wallpapers_serve_as_photographic_backgrounds_when_installed(tmp_path, monkeypatch):
+    import cv2
+
+    from fvi.synth import photo
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(photo, "WALLPAPER_DIRS", [tmp_path / "none"])
+    photo.wallpapers.cache_clear()
+    assert photo.photo_background(320, 240, rng) is None  # nothing installed: callers fall back to procedural
+    (tmp_path / "w").mkdir()
+    cv2.imwrite(str(tmp_path / "w" / "sunset.jpg"), np.full((300, 500, 3), (30, 90, 200), np.uint8))
+    monkeypatch.setattr(photo, "WALLPAPER_DIRS", [tmp_path / "w"])
+    photo.wallpapers.cache_clear()
+    try:
+        bg = photo.photo_background(640, 480, rng)
+        assert bg.shape == (480, 640, 3) and bg.dtype == np.float32
+        assert np.allclose(bg.reshape(-1, 3).mean(0), (200, 90, 30), atol=2)  # RGB of the BGR file
+        wild = photo.CaptureStyle(name="wallpapers", wallpaper=1.0)
+        cap = next(generate(1, seed=33, style=wild)).capture
+        assert cap.conditions["photo_background"]
+    finally:
+        photo.wallpapers.cache_clear()

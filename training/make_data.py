@@ -20,15 +20,21 @@ from fvi.schema import CARD_TYPES, FIELD_INDEX
 from fvi.synth.card import render_text_line
 from fvi.synth.dataset import TypedRenderers, resolve_card_types
 from fvi.synth.identity import IdentityFactory
-from fvi.synth.photo import flatten_like_cropper, photograph, procedural_background, OUTPUT_SIZES
+from fvi.synth.photo import (CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, flatten_like_cropper, photo_background,
+                             photograph, procedural_background)
 
 NO_CARD_RATE = 0.06
 # The committed models are trained on this type only; --card-types widens the data (a type drawn per card).
 DEFAULT_CARD_TYPES: tuple[str, ...] = (CARD_TYPES[0],)
 
 
+def _style(rest: list) -> CaptureStyle:
+    return CAPTURE_STYLES[rest[1]] if len(rest) > 1 else MILD
+
+
 def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     seed, n, *rest = args
+    style = _style(rest)
     rng = np.random.default_rng(seed)
     ids, renderers = IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
     images = np.zeros((n, cropper.INPUT_SIZE, cropper.INPUT_SIZE, 3), np.uint8)
@@ -38,11 +44,12 @@ def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
         size = (int(w * 0.6), int(h * 0.6))
         if rng.random() < NO_CARD_RATE:
-            img = np.clip(procedural_background(size[0], size[1], rng), 0, 255).astype(np.uint8)
+            bg = photo_background(*size, rng) if style.wallpaper and rng.random() < style.wallpaper else None
+            img = np.clip(procedural_background(size[0], size[1], rng) if bg is None else bg, 0, 255).astype(np.uint8)
             images[i] = letterbox(img, cropper.INPUT_SIZE)[0]
             continue
         identity = ids.make()
-        cap = photograph(renderers.pick(rng).render(identity, rng), rng, size=size)
+        cap = photograph(renderers.pick(rng).render(identity, rng), rng, size=size, style=style)
         boxed, lb = letterbox(cap.image, cropper.INPUT_SIZE)
         images[i] = boxed
         corners[i] = lb.to_input(cap.corners)
@@ -52,6 +59,7 @@ def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _flat_chunk(args: tuple) -> tuple[np.ndarray, list, list]:
     seed, n, *rest = args
+    style = _style(rest)
     rng = np.random.default_rng(seed)
     ids, renderers = IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
     det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
@@ -59,7 +67,7 @@ def _flat_chunk(args: tuple) -> tuple[np.ndarray, list, list]:
     crops: list[tuple[np.ndarray, str]] = []
     for i in range(n):
         identity = ids.make()
-        cap = photograph(renderers.pick(rng).render(identity, rng), rng)
+        cap = photograph(renderers.pick(rng).render(identity, rng), rng, style=style)
         flat, lines = flatten_like_cropper(cap, rng)
         det_images[i] = cv2.resize(flat, (detector.INPUT_W, detector.INPUT_H), interpolation=cv2.INTER_AREA)
         for line in lines:
@@ -136,6 +144,8 @@ def main() -> None:
     ap.add_argument("--card-types", default=",".join(DEFAULT_CARD_TYPES),
                     help=f"comma-separated card types for the cropper and detector/reader cards, one drawn per card, "
                          f"or 'mixed' for all of {', '.join(CARD_TYPES)} (default %(default)s: what the committed models saw)")
+    ap.add_argument("--capture", default=MILD.name, choices=sorted(CAPTURE_STYLES),
+                    help="capture style (fvi.synth.photo): mild (default, what the committed models saw) or wild (issue 3's range)")
     a = ap.parse_args()
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
@@ -143,7 +153,7 @@ def main() -> None:
         ap.error(str(e))
     a.out.mkdir(parents=True, exist_ok=True)
     if a.flat:
-        parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types,))
+        parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
         offset, det_lines, crops = 0, [], []
         for imgs, lines, cr in parts:
             det_lines += [(i + offset, c, b) for i, c, b in lines]
@@ -157,7 +167,7 @@ def main() -> None:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
         np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))
     if a.cropper:
-        parts = _run(_cropper_chunk, a.cropper, a.seed + 13, a.workers, extra=(types,))
+        parts = _run(_cropper_chunk, a.cropper, a.seed + 13, a.workers, extra=(types, a.capture))
         np.savez(a.out / f"cropper_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
                  corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
 

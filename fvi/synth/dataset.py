@@ -17,7 +17,7 @@ from tqdm import tqdm
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.card import CardRenderer
 from fvi.synth.identity import Identity, IdentityFactory
-from fvi.synth.photo import Capture, photograph
+from fvi.synth.photo import CAPTURE_STYLES, MILD, Capture, CaptureStyle, photograph
 
 
 def _points(a: np.ndarray) -> list[list[float]]:
@@ -81,24 +81,26 @@ class TypedRenderers:
         return self.renderers[self.types[int(rng.integers(len(self.types)))]]
 
 
-def generate(count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None) -> Iterator[Sample]:
+def generate(count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None,
+             style: CaptureStyle = MILD) -> Iterator[Sample]:
     """`count` photographed cards of `card_type` ("mixed": any of CARD_TYPES), or of a type drawn per card
-    from `card_types`. The same arguments give the same samples."""
+    from `card_types`, captured in `style` (fvi.synth.photo). The same arguments give the same samples."""
     rng = np.random.default_rng(seed)
     ids, renderers = IdentityFactory(seed), TypedRenderers(resolve_card_types(card_type, card_types))
     for i in range(count):
         identity = ids.make()
         renderer = renderers.pick(rng)
-        yield Sample(f"{seed:04d}_{i:05d}", photograph(renderer.render(identity, rng), rng), identity, renderer.card_type)
+        yield Sample(f"{seed:04d}_{i:05d}", photograph(renderer.render(identity, rng), rng, style=style), identity, renderer.card_type)
 
 
 def load_ground_truth(folder: Path) -> list[tuple[Path, dict]]:
     return [(p.with_suffix(".jpg"), json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
 
 
-def write(out: Path, count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None) -> None:
+def write(out: Path, count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None,
+          style: CaptureStyle = MILD) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for s in tqdm(generate(count, seed, card_type, card_types), total=count, desc=f"cards → {out}", unit="card"):
+    for s in tqdm(generate(count, seed, card_type, card_types, style), total=count, desc=f"cards → {out}", unit="card"):
         (out / f"{s.name}.jpg").write_bytes(s.capture.jpeg)
         (out / f"{s.name}.json").write_text(json.dumps(s.ground_truth(), ensure_ascii=False, indent=1), encoding="utf-8")
 
@@ -112,12 +114,14 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"card type to render, or {MIXED} (each card's type drawn with the seed); default %(default)s")
     ap.add_argument("--card-types", type=lambda v: [t for t in v.split(",") if t],
                     help="comma-separated types to draw from per card (overrides --card-type)")
+    ap.add_argument("--capture", default=MILD.name, choices=sorted(CAPTURE_STYLES),
+                    help="capture style: mild (what the committed models know) or wild (issue 3's range); default %(default)s")
     a = ap.parse_args(argv)
     try:
         types = resolve_card_types(a.card_type, a.card_types)
     except ValueError as e:
         ap.error(str(e))
-    write(a.out, a.count, a.seed, card_types=types)
+    write(a.out, a.count, a.seed, card_types=types, style=CAPTURE_STYLES[a.capture])
 
 
 if __name__ == "__main__":

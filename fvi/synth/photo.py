@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,6 +14,33 @@ from fvi.synth.card import RenderedCard
 
 # phone captures as eKYC apps send them (already downscaled from the sensor)
 OUTPUT_SIZES = [(1280, 960), (960, 1280), (1280, 720), (720, 1280), (1024, 768), (768, 1024), (1080, 1080)]
+
+
+# Photographic backgrounds: Debian's wallpaper packages (mate-backgrounds, installed by make setup).
+WALLPAPER_DIRS = [Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers")]
+
+
+@dataclass(frozen=True)
+class CaptureStyle:
+    """How much a capture varies. MILD is what the committed models were trained and evaluated on
+    (its draws are unchanged, so its photos are byte-identical to earlier sets); WILD spans what
+    issue 3 lists for real phone captures, for the next training data and a harder evaluation."""
+
+    name: str = "mild"
+    fill: tuple[float, float] = (0.45, 0.95)  # card's long side / frame's short side
+    tilt: float = 0.18  # random corner offsets, in card long sides (MILD's only perspective)
+    max_tilt_deg: float = 0.0  # WILD: the card plane turned up to this far from facing the camera
+    jpeg_quality: tuple[int, int] = (50, 96)
+    motion_blur: float = 0.0  # probability of a linear motion blur
+    low_light: float = 0.0  # probability of a dark, noisy capture
+    occlusion: float = 0.0  # probability of a finger over an edge near a corner
+    wallpaper: float = 0.0  # probability of a photographic background (when wallpapers are installed)
+
+
+MILD = CaptureStyle()
+WILD = CaptureStyle(name="wild", fill=(0.2, 0.95), tilt=0.04, max_tilt_deg=35.0, jpeg_quality=(30, 96),
+                    motion_blur=0.15, low_light=0.15, occlusion=0.12, wallpaper=0.5)
+CAPTURE_STYLES = {s.name: s for s in (MILD, WILD)}
 
 
 @dataclass
@@ -60,15 +89,19 @@ def procedural_background(w: int, h: int, rng: np.random.Generator) -> np.ndarra
     return np.clip(img, 0, 255).astype(np.float32)
 
 
-def _pose(w: int, h: int, card_w: int, card_h: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+def _pose(w: int, h: int, card_w: int, card_h: int, rng: np.random.Generator, style: CaptureStyle = MILD
+          ) -> tuple[np.ndarray, float, float, float]:
     """Destination corners of the card: scale, any in-plane rotation, perspective tilt, inside the frame."""
     angle = rng.uniform(0, 360)
     for _ in range(50):
-        fill = rng.uniform(0.45, 0.95)  # card's long side vs the frame's short side
+        fill = rng.uniform(*style.fill)  # card's long side vs the frame's short side
         long_side = fill * min(w, h)
         sx, sy = long_side / 2, long_side * card_h / card_w / 2
         rect = np.array([[-sx, -sy], [sx, -sy], [sx, sy], [-sx, sy]])
-        tilt = rng.uniform(0, 0.18)
+        tilt_deg = 0.0
+        if style.max_tilt_deg:
+            rect, tilt_deg = _turned(rect, style.max_tilt_deg, rng)
+        tilt = rng.uniform(0, style.tilt)
         rect = rect + rng.uniform(-tilt, tilt, (4, 2)) * long_side
         a = math.radians(angle)
         rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
@@ -77,20 +110,90 @@ def _pose(w: int, h: int, card_w: int, card_h: int, rng: np.random.Generator) ->
         span = np.array([w, h]) - (hi - lo) - 4
         if (span > 0).all():
             center = -lo + 2 + rng.uniform(0, 1, 2) * span
-            return (pts + center).astype(np.float32), angle, fill
-    return _pose(w, h, card_w, card_h, rng)
+            return (pts + center).astype(np.float32), angle, fill, tilt_deg
+    return _pose(w, h, card_w, card_h, rng, style)
 
 
-def photograph(card: RenderedCard, rng: np.random.Generator, size: tuple[int, int] | None = None) -> Capture:
+def _turned(rect: np.ndarray, max_deg: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The card plane turned about a random axis in it, seen by a phone camera (pinhole, ~65° view)."""
+    tilt = math.radians(rng.uniform(0, max_deg))
+    axis_angle = rng.uniform(0, 2 * math.pi)
+    ax = np.array([math.cos(axis_angle), math.sin(axis_angle), 0.0])
+    k = np.array([[0, -ax[2], ax[1]], [ax[2], 0, -ax[0]], [-ax[1], ax[0], 0]])
+    r = np.eye(3) + math.sin(tilt) * k + (1 - math.cos(tilt)) * (k @ k)  # Rodrigues
+    pts = np.c_[rect, np.zeros(4)] @ r.T
+    focal = 1.6 * float(np.abs(rect).max()) * 2  # the card about two thirds of the view
+    z = pts[:, 2] + focal
+    proj = pts[:, :2] * (focal / z)[:, None]
+    return proj * (np.abs(rect).max() / np.abs(proj).max()), math.degrees(tilt)
+
+
+@lru_cache(maxsize=1)
+def wallpapers() -> tuple[Path, ...]:
+    return tuple(sorted(p for d in WALLPAPER_DIRS if d.is_dir() for p in d.rglob("*")
+                        if p.suffix.lower() in (".jpg", ".jpeg", ".png")))
+
+
+@lru_cache(maxsize=64)
+def _wallpaper(path: Path) -> np.ndarray | None:
+    """Decoded once per process, at most 1600 px (some are 4K)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is not None and max(img.shape[:2]) > 1600:
+        f = 1600 / max(img.shape[:2])
+        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    return img
+
+
+def photo_background(w: int, h: int, rng: np.random.Generator) -> np.ndarray | None:
+    """A random crop of a random wallpaper, w x h float32 RGB; None when none is installed or readable."""
+    files = wallpapers()
+    if not files:
+        return None
+    img = _wallpaper(files[int(rng.integers(len(files)))])
+    if img is None:
+        return None
+    ih, iw = img.shape[:2]
+    scale = max(w / iw, h / ih) * rng.uniform(1.0, 2.0)
+    img = cv2.resize(img, (max(w, round(iw * scale)), max(h, round(ih * scale))), interpolation=cv2.INTER_AREA)
+    y, x = int(rng.integers(img.shape[0] - h + 1)), int(rng.integers(img.shape[1] - w + 1))
+    return cv2.cvtColor(img[y:y + h, x:x + w], cv2.COLOR_BGR2RGB).astype(np.float32)
+
+
+def _finger(img: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> None:
+    """A finger-like blob over the card's edge next to one corner (in place): the corner itself stays visible
+    often enough for the cropper, while the print near it is hidden."""
+    k = int(rng.integers(4))
+    c, nxt = corners[k], corners[(k + 1) % 4]
+    edge = float(np.linalg.norm(nxt - c))
+    centre = c + (nxt - c) * rng.uniform(0.08, 0.25)
+    axes = (int(edge * rng.uniform(0.05, 0.08)), int(edge * rng.uniform(0.15, 0.3)))
+    angle = math.degrees(math.atan2(*(nxt - c)[::-1])) + 90 + rng.uniform(-25, 25)
+    skin = np.array([rng.uniform(150, 230), rng.uniform(100, 170), rng.uniform(80, 140)])
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), axes, angle, 0, 360, 255, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 3).astype(np.float32)[..., None] / 255
+    img[:] = img * (1 - mask) + skin.astype(np.float32) * mask
+
+
+def photograph(card: RenderedCard, rng: np.random.Generator, size: tuple[int, int] | None = None,
+               style: CaptureStyle = MILD) -> Capture:
     w, h = size or OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
     cw, ch = card.size
     src = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], np.float32)
-    dst, angle, fill = _pose(w, h, cw, ch, rng)
+    dst, angle, fill, tilt_deg = _pose(w, h, cw, ch, rng, style)
     m = cv2.getPerspectiveTransform(src, dst)
     warped = cv2.warpPerspective(card.image, m, (w, h), flags=cv2.INTER_AREA if fill < 0.7 else cv2.INTER_LINEAR)
     alpha = warped[..., 3:4].astype(np.float32) / 255.0
-    img = procedural_background(w, h, rng) * (1 - alpha) + warped[..., :3].astype(np.float32) * alpha
+    # WILD-only draws are guarded by their probability, so MILD consumes the generator exactly as before
+    background = photo_background(w, h, rng) if style.wallpaper and rng.random() < style.wallpaper else None
+    photographic = background is not None
+    if background is None:
+        background = procedural_background(w, h, rng)
+    img = background * (1 - alpha) + warped[..., :3].astype(np.float32) * alpha
     img = img.astype(np.float32)
+    occluded = bool(style.occlusion and rng.random() < style.occlusion)
+    if occluded:
+        _finger(img, dst, rng)
     # lighting: a smooth brightness field, a colour cast, sometimes a glare spot or a shadow band
     # light fields are smooth: compute them at 1/8 resolution and upsample
     sh, sw = h // 8 + 1, w // 8 + 1
@@ -106,15 +209,28 @@ def photograph(card: RenderedCard, rng: np.random.Generator, size: tuple[int, in
         nx, ny = rng.normal(0, 1, 2)
         side = (xx - rng.uniform(0, w)) * nx + (yy - rng.uniform(0, h)) * ny > 0
         light = np.where(side, light * rng.uniform(0.55, 0.85), light)
+    low_light = bool(style.low_light and rng.random() < style.low_light)
+    if low_light:  # a dim room: little light, and the sensor's gain shows as noise below
+        light = light * rng.uniform(0.25, 0.5)
     light = cv2.resize(light.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     add = cv2.resize(add.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     img = img * light[..., None] * rng.uniform(0.88, 1.12, 3).astype(np.float32) + add[..., None]
     blur = float(rng.choice([0, 0, 0.6, 1.0, 1.6]))
     if blur:
         img = cv2.GaussianBlur(img, (0, 0), blur)
+    motion = 0
+    if style.motion_blur and rng.random() < style.motion_blur:  # the hand moved during the exposure
+        motion = int(rng.integers(5, 16))
+        kernel = np.zeros((motion, motion), np.float32)
+        kernel[motion // 2, :] = 1.0 / motion
+        rot = cv2.getRotationMatrix2D(((motion - 1) / 2, (motion - 1) / 2), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (motion, motion))
+        img = cv2.filter2D(img, -1, kernel / max(float(kernel.sum()), 1e-6))
     img = img + rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 6)
+    if low_light:
+        img = img + rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(4, 12)
     rgb = np.clip(img, 0, 255).astype(np.uint8)
-    quality = int(rng.integers(50, 96))
+    quality = int(rng.integers(*style.jpeg_quality))
     ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     jpeg = enc.tobytes()
@@ -126,6 +242,9 @@ def photograph(card: RenderedCard, rng: np.random.Generator, size: tuple[int, in
         lines.append(PlacedLine(line.field, line.text, poly))
     conditions = {"rotation": round(angle, 1), "card_fill": round(fill, 3), "blur": blur, "glare": glare,
                   "jpeg_quality": quality, "size": [w, h]}
+    if style != MILD:  # MILD's ground truth stays as it was
+        conditions.update({"style": style.name, "tilt_deg": round(tilt_deg, 1), "motion_blur_px": motion,
+                           "low_light": low_light, "occluded": occluded, "photo_background": photographic})
     return Capture(rgb, jpeg, dst, lines, conditions)
 
 
