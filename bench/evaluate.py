@@ -40,7 +40,7 @@ from fvi import detector, quality
 from fvi.geometry import CARD_CORNERS, apply_homography, box_iou, warp_card
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.synth.dataset import generate
-from fvi.synth.photo import CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, procedural_background
+from fvi.synth.photo import CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, photo_background, procedural_background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = REPO_ROOT / "data" / "eval"
@@ -120,14 +120,19 @@ def _complete(folder: Path, count: int) -> bool:
     return folder.is_dir() and len(list(folder.glob("*.json"))) >= count
 
 
-def no_card_photo(rng: np.random.Generator) -> tuple[bytes, dict]:
-    """A card-free phone photo: a background of the kind cards lie on, JPEG as phones send it."""
+def no_card_photo(rng: np.random.Generator, style: CaptureStyle = MILD) -> tuple[bytes, dict]:
+    """A card-free phone photo: a background of the kind cards lie on (in the wild style, photographs half
+    of the time), JPEG as phones send it."""
     w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
-    img = np.clip(procedural_background(w, h, rng), 0, 255).astype(np.uint8)
-    q = int(rng.integers(50, 96))
+    photo = photo_background(w, h, rng) if style.wallpaper and rng.random() < style.wallpaper else None
+    img = np.clip(procedural_background(w, h, rng) if photo is None else photo, 0, 255).astype(np.uint8)
+    q = int(rng.integers(*style.jpeg_quality))
     ok, enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
     assert ok
-    return enc.tobytes(), {"jpeg_quality": q, "size": [w, h]}
+    conditions: dict = {"jpeg_quality": q, "size": [w, h]}
+    if style != MILD:
+        conditions["photo_background"] = photo is not None
+    return enc.tobytes(), conditions
 
 
 def ensure_test_set(root: Path, seed: int, cards_per_type: int, no_card_images: int,
@@ -154,7 +159,7 @@ def ensure_test_set(root: Path, seed: int, cards_per_type: int, no_card_images: 
         folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(seed + NO_CARD_SEED_OFFSET)
         for i in tqdm(range(no_card_images), desc="test set card-free", unit="photo"):
-            jpeg, conditions = no_card_photo(rng)
+            jpeg, conditions = no_card_photo(rng, style)
             name = f"{seed + NO_CARD_SEED_OFFSET:04d}_{i:05d}"
             _write_item(folder, name, jpeg, {"image": f"{name}.jpg", "card_type": None, "conditions": conditions})
     items: list[Item] = []
