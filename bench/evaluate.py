@@ -5,7 +5,7 @@
 
 1. The test set: `--cards-per-type` photographed cards of every type in fvi.schema.CARD_TYPES
    (or --card-types; fvi.synth.dataset, seed SEED + the type's index in CARD_TYPES) and card-free photos (fvi.synth.photo
-   .procedural_background, seed SEED + 1000), written once to data/eval/<SEED>/ with their ground
+   .scene_background, seed SEED + 1000), written once to data/eval/<SEED>/ with their ground
    truth and reused by later runs. None of these seeds is used for training (training: 1, 2).
 2. The served ensemble (the real tritonserver, started here unless --triton-url names one, called
    concurrently with client.fvi_client) and the in-process ReferencePipeline read every photo;
@@ -40,7 +40,7 @@ from fvi import detector, quality
 from fvi.geometry import CARD_CORNERS, apply_homography, box_iou, warp_card
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.synth.dataset import generate
-from fvi.synth.photo import CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, photo_background, procedural_background
+from fvi.synth.photo import CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, scene_background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = REPO_ROOT / "data" / "eval"
@@ -124,14 +124,14 @@ def no_card_photo(rng: np.random.Generator, style: CaptureStyle = MILD) -> tuple
     """A card-free phone photo: a background of the kind cards lie on (in the wild style, photographs half
     of the time), JPEG as phones send it."""
     w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
-    photo = photo_background(w, h, rng) if style.wallpaper and rng.random() < style.wallpaper else None
-    img = np.clip(procedural_background(w, h, rng) if photo is None else photo, 0, 255).astype(np.uint8)
+    background, photographic = scene_background(w, h, rng, style)
+    img = np.clip(background, 0, 255).astype(np.uint8)
     q = int(rng.integers(*style.jpeg_quality))
     ok, enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
     assert ok
     conditions: dict = {"jpeg_quality": q, "size": [w, h]}
     if style != MILD:
-        conditions["photo_background"] = photo is not None
+        conditions["photo_background"] = photographic
     return enc.tobytes(), conditions
 
 

@@ -170,11 +170,12 @@ def perf_analyzer_version(env: dict[str, str]) -> str:
 
 
 def perf_analyzer_cmd(url: str, input_data: Path, concurrency: int, csv_path: Path, requests: int, max_trials: int,
-                      fixed_count: bool = False) -> list[str]:
-    cmd = [str(perf_analyzer_binary()), "-m", MODEL, "-i", "grpc", "-u", url, "--input-data", str(input_data),
+                      fixed_count: int | None = None, model: str = MODEL) -> list[str]:
+    """count windows until stable; with fixed_count, one measurement of exactly that many requests."""
+    cmd = [str(perf_analyzer_binary()), "-m", model, "-i", "grpc", "-u", url, "--input-data", str(input_data),
            "--concurrency-range", f"{concurrency}:{concurrency}"]
-    if fixed_count:  # fallback when the box is too noisy to stabilise: one fixed-size measurement
-        cmd += ["--request-count", str(requests * 3)]
+    if fixed_count:
+        cmd += ["--request-count", str(fixed_count)]
     else:
         cmd += ["--measurement-mode", "count_windows", "--measurement-request-count", str(requests),
                 "--stability-percentage", str(PA_STABILITY), "--max-trials", str(max_trials)]
@@ -202,7 +203,8 @@ def run_perf_analyzer(url: str, input_data: Path, concurrency: int, work: Path, 
     for fixed in (False, True):
         csv_path = work / f"perf_analyzer_c{concurrency}{'_fixed' if fixed else ''}.csv"
         csv_path.unlink(missing_ok=True)
-        cmd = perf_analyzer_cmd(url, input_data, concurrency, csv_path, requests, max_trials, fixed)
+        # the fallback when the box is too noisy to stabilise: one fixed-size measurement
+        cmd = perf_analyzer_cmd(url, input_data, concurrency, csv_path, requests, max_trials, requests * 3 if fixed else None)
         record["commands"].append(cmd)
         t0 = time.monotonic()
         children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -304,19 +306,17 @@ def time_reference(ref, cards: Sequence[tuple[str, bytes]], passes: int, threads
     """One in-process row: every card `passes` times, from `threads` threads sharing one pipeline."""
     work = [j for _ in range(passes) for _, j in cards]
 
+    # sequential: also time each step, to set beside the served steps' compute times
+    steps: dict[str, float] | None = {} if threads == 1 else None
+
     def timed(data: bytes) -> float:
         t = time.perf_counter()
-        ref(data)
+        ref(data, steps)
         return time.perf_counter() - t
 
-    steps: dict[str, float] = {}
     t0, cpu0 = time.perf_counter(), time.process_time()
-    if threads == 1:  # sequential: also time each step, to set beside the served steps' compute times
-        lat = []
-        for j in work:
-            t = time.perf_counter()
-            ref(j, steps)
-            lat.append(time.perf_counter() - t)
+    if threads == 1:
+        lat = [timed(j) for j in work]
     else:  # onnxruntime sessions are thread-safe; numpy/cv2/ORT release the GIL for the heavy parts
         with ThreadPoolExecutor(threads) as pool:
             lat = list(pool.map(timed, work))
@@ -424,17 +424,17 @@ def graph_floor(input_data: Path, work: Path, env: dict[str, str], concurrencies
     with server:
         for c in concurrencies:
             before = server_cpu_seconds(server.process.pid)
-            cmd = [str(perf_analyzer_binary()), "-m", "noop_ensemble", "-i", "grpc", "-u", server.grpc_url,
-                   "--input-data", str(input_data), "--concurrency-range", f"{c}:{c}", "--request-count", str(requests)]
+            csv_path = work / "noop" / f"perf_analyzer_c{c}.csv"
+            csv_path.unlink(missing_ok=True)
+            cmd = perf_analyzer_cmd(server.grpc_url, input_data, c, csv_path, requests, 0, fixed_count=requests, model="noop_ensemble")
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
             after = server_cpu_seconds(server.process.pid)
-            m = re.search(r"Throughput: ([\d.]+) infer/sec", p.stdout)
-            if p.returncode or not m:
+            if p.returncode or not csv_path.exists():
                 rows.append({"concurrency": c, "error": (p.stdout + p.stderr)[-300:]})
                 continue
             cpu = {k: (after[k] - before.get(k, 0.0)) / requests * 1000 for k in after}
             stubs = sum(v for k, v in cpu.items() if k != "tritonserver")
-            rows.append({"concurrency": c, "requests_per_s": float(m.group(1)), "tritonserver_ms": round(cpu.get("tritonserver", 0.0), 2),
+            rows.append({"concurrency": c, "requests_per_s": parse_pa_csv(csv_path)["cards_per_s"], "tritonserver_ms": round(cpu.get("tritonserver", 0.0), 2),
                          "stubs_ms": round(stubs, 2), "per_stub_ms": round(stubs / NOOP_STEPS, 2),
                          "total_ms": round(stubs + cpu.get("tritonserver", 0.0), 2)})
     return rows

@@ -27,9 +27,8 @@ from rapidfuzz import fuzz
 
 from fvi import reader
 from fvi.assemble import assemble, normalize_field
-from fvi.geometry import warp_card
-from fvi.image_io import decode_photo
-from fvi.pipeline import WORK_MAX_SIDE
+from fvi.image_io import decode_image
+from fvi.pipeline import flat_card, work_photo
 from fvi.quality import MEASURES
 from fvi.schema import FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.validate import NO_EXPIRY
@@ -169,7 +168,7 @@ def read_full_image(data: bytes) -> dict:
     """One photo → an OcrResult-shaped dict (no corners, no confidence: the full-image route has neither)."""
     import pytesseract
 
-    text = pytesseract.image_to_string(_decoded(data), lang=LANG, config=FULL_IMAGE_CONFIG)
+    text = pytesseract.image_to_string(decode_image(data), lang=LANG, config=FULL_IMAGE_CONFIG)
     raw, n_labels = extract_fields(text)
     if n_labels < MIN_LABELS_FOR_CARD:
         return {"status": STATUS_NO_CARD, "card_type": None, "corners": None, "fields": {}, "warnings": []}
@@ -177,21 +176,14 @@ def read_full_image(data: bytes) -> dict:
     return {"status": STATUS_OK, "card_type": None, "corners": None, "fields": fields, "warnings": []}
 
 
-def _decoded(data: bytes) -> np.ndarray:
-    from fvi.image_io import decode_image
-
-    return decode_image(data)
-
-
 def line_crops(data: bytes, corners: np.ndarray, line_meta: np.ndarray) -> list[np.ndarray]:
     """The grey line images our reader got for this photo, from the ensemble's corners and LINE_META.
 
-    The photo is decoded and scaled as the card_warp step does, the card warped with the same corners
-    and each box cut with the reader's own margins (`fvi.reader.cut_line`), before its contrast
-    normalisation and padding (Tesseract binarises by itself).
+    The card is warped exactly as the card_warp step does (fvi.pipeline) and each box cut with the
+    reader's own margins (`fvi.reader.cut_line`), before its contrast normalisation and padding
+    (Tesseract binarises by itself).
     """
-    photo = decode_photo(data, at_least=WORK_MAX_SIDE, at_most=WORK_MAX_SIDE)  # as fvi.pipeline.stage_warp decodes it
-    card = cv2.cvtColor(warp_card(photo.image, np.asarray(corners, np.float32).reshape(4, 2) * photo.scale), cv2.COLOR_RGB2GRAY)
+    card = cv2.cvtColor(flat_card(work_photo(data), corners), cv2.COLOR_RGB2GRAY)
     return [reader.cut_line(card, row[1:5]) for row in np.asarray(line_meta).reshape(-1, 6) if row[0] >= 0]
 
 

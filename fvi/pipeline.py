@@ -16,7 +16,7 @@ import numpy as np
 from fvi import cropper, detector, quality, reader
 from fvi.assemble import assemble
 from fvi.geometry import CARD_H, CARD_W, Letterbox, warp_card
-from fvi.image_io import decode_photo
+from fvi.image_io import Photo, decode_photo
 from fvi.schema import OcrResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +59,22 @@ def stage_decode(data: bytes) -> Decoded:
     return Decoded(x[None], replace(lb, sx=float(sx), sy=float(sy)).as_array())
 
 
+def work_photo(data: bytes) -> Photo:
+    """The photo as card_warp decodes it: at most WORK_MAX_SIDE, a reduced JPEG decode where that suffices."""
+    return decode_photo(data, at_least=WORK_MAX_SIDE, at_most=WORK_MAX_SIDE)
+
+
+def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
+    """The card (corners in the photo's own pixels) warped flat: CARD_H x CARD_W RGB."""
+    return warp_card(photo.image, np.asarray(photo_corners, np.float32).reshape(4, 2) * photo.scale)
+
+
 def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray) -> Warped:
-    photo = decode_photo(data, at_least=WORK_MAX_SIDE, at_most=WORK_MAX_SIDE)
+    photo = work_photo(data)
     photo_shape = (photo.size[1], photo.size[0])
     res = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), Letterbox.from_array(letterbox), photo_shape)
     if res.found:
-        card_rgb = warp_card(photo.image, res.corners * photo.scale)
+        card_rgb = flat_card(photo, res.corners)
         small = detector.resize(card_rgb)
         card = cv2.cvtColor(card_rgb, cv2.COLOR_RGB2GRAY)
         det = detector.preprocess(small)[None]

@@ -20,8 +20,8 @@ from fvi.schema import CARD_TYPES, FIELD_INDEX
 from fvi.synth.card import render_text_line
 from fvi.synth.dataset import TypedRenderers, resolve_card_types
 from fvi.synth.identity import IdentityFactory
-from fvi.synth.photo import (CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, flatten_like_cropper, photo_background,
-                             photograph, procedural_background)
+from fvi.synth.photo import (CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, flatten_like_cropper, photograph,
+                             scene_background)
 
 NO_CARD_RATE = 0.06
 # The committed models are trained on this type only; --card-types widens the data (a type drawn per card).
@@ -44,8 +44,7 @@ def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
         size = (int(w * 0.6), int(h * 0.6))
         if rng.random() < NO_CARD_RATE:
-            bg = photo_background(*size, rng) if style.wallpaper and rng.random() < style.wallpaper else None
-            img = np.clip(procedural_background(size[0], size[1], rng) if bg is None else bg, 0, 255).astype(np.uint8)
+            img = np.clip(scene_background(*size, rng, style)[0], 0, 255).astype(np.uint8)
             images[i] = letterbox(img, cropper.INPUT_SIZE)[0]
             continue
         identity = ids.make()

@@ -159,6 +159,14 @@ def photo_background(w: int, h: int, rng: np.random.Generator) -> np.ndarray | N
     return cv2.cvtColor(img[y:y + h, x:x + w], cv2.COLOR_BGR2RGB).astype(np.float32)
 
 
+def scene_background(w: int, h: int, rng: np.random.Generator, style: CaptureStyle = MILD) -> tuple[np.ndarray, bool]:
+    """What a card lies on (or a card-free photo shows): a wallpaper photograph with the style's
+    probability when one is installed, else a procedural surface. Returns (float32 RGB, photographic).
+    MILD draws nothing for the choice, so its photos stay as they were."""
+    photo = photo_background(w, h, rng) if style.wallpaper and rng.random() < style.wallpaper else None
+    return (procedural_background(w, h, rng), False) if photo is None else (photo, True)
+
+
 def _finger(img: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> None:
     """A finger-like blob over the card's edge next to one corner (in place): the corner itself stays visible
     often enough for the cropper, while the print near it is hidden."""
@@ -185,10 +193,7 @@ def photograph(card: RenderedCard, rng: np.random.Generator, size: tuple[int, in
     warped = cv2.warpPerspective(card.image, m, (w, h), flags=cv2.INTER_AREA if fill < 0.7 else cv2.INTER_LINEAR)
     alpha = warped[..., 3:4].astype(np.float32) / 255.0
     # WILD-only draws are guarded by their probability, so MILD consumes the generator exactly as before
-    background = photo_background(w, h, rng) if style.wallpaper and rng.random() < style.wallpaper else None
-    photographic = background is not None
-    if background is None:
-        background = procedural_background(w, h, rng)
+    background, photographic = scene_background(w, h, rng, style)
     img = background * (1 - alpha) + warped[..., :3].astype(np.float32) * alpha
     img = img.astype(np.float32)
     occluded = bool(style.occlusion and rng.random() < style.occlusion)
