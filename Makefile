@@ -37,14 +37,13 @@ load-test: engines ## gateway under load with a Triton restart midway -> reports
 accuracy: engines ## end-to-end exact match per field on held-out synthetic cards -> reports/accuracy.md
 	$(PY) -m bench.accuracy --cards 200
 
-eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type)
-	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500)
+eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type; CAPTURE=wild -> reports/eval_wild/)
+	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500) $(if $(filter wild,$(CAPTURE)),--capture wild --out reports/eval_wild)
 
-train-data: setup-train ## cached synthetic training data (data/cache)
-	$(PY) -m training.make_data --split train --seed 1 --flat 3000 --lines 20000 --cropper 8000
-	$(PY) -m training.make_data --split val --seed 2 --flat 200 --lines 1000 --cropper 400
+train-data: setup-train ## cached synthetic training data (data/cache): all card types, wild capture
+	bash training/train_all.sh data
 
-train: setup-train ## train + export all three models into models/ (about 100 minutes on 2 CPU cores)
+train: setup-train ## train + export all three models into models/ (about 110 minutes on 2 CPU cores; INIT=1 fine-tunes the committed ones)
 	bash training/train_all.sh
 
 dataset: setup    ## a labelled set of photographed cards: make dataset OUT=data/cards N=100 SEED=7

@@ -30,7 +30,7 @@ from fvi.assemble import assemble, normalize_field
 from fvi.image_io import decode_image
 from fvi.pipeline import flat_card, work_photo
 from fvi.quality import MEASURES
-from fvi.schema import FIELDS, STATUS_NO_CARD, STATUS_OK
+from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.validate import NO_EXPIRY
 
 # Each tesseract process would otherwise start one OpenMP thread per core: the evaluation runs
@@ -208,7 +208,8 @@ def read_line_crops(data: bytes, served: dict, corners: np.ndarray, line_meta: n
     meta = meta[meta[:, 0] >= 0]
     texts = [read_line(c) for c in line_crops(data, corners, meta)]
     # capture-quality measures do not travel in the ensemble's outputs; only field values matter here
+    served_type = np.eye(len(CARD_TYPES), dtype=np.float32)[CARD_TYPES.index(served["card_type"])]
     result = assemble(texts, meta, corners, float(served.get("card_confidence") or 0.0), True,
-                      np.zeros(len(MEASURES), np.float32)).to_dict()
+                      np.zeros(len(MEASURES), np.float32), served_type).to_dict()
     # corners and card type are the ensemble's, not Tesseract's: they are not scored for this row
     return dict(result, card_type=None, corners=None)

@@ -9,7 +9,7 @@ from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
 from fvi.charset import normalize
-from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult
+from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult
 
 
 ADDRESS_FIELDS = ("place_of_origin", "place_of_residence")
@@ -50,21 +50,40 @@ def normalize_field(name: str, value: str) -> str:
     return value
 
 
+def card_type_of(probabilities: np.ndarray) -> tuple[str, float]:
+    """The detector's card type probabilities (CARD_TYPES order) → the type and its probability."""
+    p = np.asarray(probabilities, np.float32).reshape(-1)
+    if len(p) != len(CARD_TYPES):
+        raise ValueError(f"card type probabilities: expected {len(CARD_TYPES)} values ({', '.join(CARD_TYPES)}), got {len(p)}")
+    k = int(p.argmax())
+    return CARD_TYPES[k], float(p[k])
+
+
 def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.ndarray,
-             card_confidence: float, found: bool, quality_measures: np.ndarray) -> OcrResult:
-    """line_meta rows: field index (−1 = padding), x0, y0, x1, y1, detector score."""
+             card_confidence: float, found: bool, quality_measures: np.ndarray, card_type: np.ndarray) -> OcrResult:
+    """line_meta rows: field index (−1 = padding), x0, y0, x1, y1, detector score.
+
+    Every field of FIELDS is reported. One the card type does not print on its front (the 2024 card's
+    origin, residence and expiry) is "" with the type's probability as confidence, and lines the
+    detector gave it are dropped: the card guarantees it is not there.
+    """
     corner_list = [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(corners).reshape(4, 2)]
     if not found:
         return OcrResult(STATUS_NO_CARD, None, round(card_confidence, 4), corner_list, {}, 0)
+    type_name, type_confidence = card_type_of(card_type)
+    on_front = CARD_FIELDS[type_name]
     grouped: dict[int, list[tuple[float, float, str, float]]] = {}
     for (text, conf), meta in zip(texts, np.asarray(line_meta)):
         cls = int(meta[0])
-        if cls < 0:
+        if cls < 0 or FIELDS[cls] not in on_front:
             continue
         grouped.setdefault(cls, []).append((float(meta[2]), float(meta[1]), text, conf * float(meta[5])))
     fields: dict[str, FieldResult] = {}
     for cls, name in enumerate(FIELDS):
         lines = sorted(grouped.get(cls, []))
+        if name not in on_front:
+            fields[name] = FieldResult("", round(type_confidence, 4), [])
+            continue
         if not lines:
             fields[name] = FieldResult("", 0.0, [])
             continue
@@ -72,7 +91,7 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
         conf = min(c for _, _, _, c in lines)
         fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [t for _, _, t, _ in lines])
     n_lines = sum(len(v) for v in grouped.values())
-    findings = validate.check({k: f.value for k, f in fields.items()})
+    findings = validate.check({k: fields[k].value for k in on_front})
     validate.apply(fields, findings)
-    return OcrResult(STATUS_OK, CARD_TYPES[0], round(card_confidence, 4), corner_list, fields, n_lines,
-                     quality.warnings(quality_measures) + findings)
+    return OcrResult(STATUS_OK, type_name, round(card_confidence, 4), corner_list, fields, n_lines,
+                     quality.warnings(quality_measures) + findings, round(type_confidence, 4))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from fvi.geometry import Letterbox, letterbox, quad_is_plausible
@@ -21,6 +22,39 @@ def preprocess(image_rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
     """RGB uint8 image of any size → (3, 256, 256) uint8 input and the letterbox to map back."""
     boxed, lb = letterbox(image_rgb, INPUT_SIZE, fill=0)
     return to_input_tensor(boxed), lb
+
+
+# The second look: a square around the first pass's corners, this much wider than their bounding box on
+# each side, so a corner the first pass placed a few percent off is still well inside the view.
+REFINE_MARGIN = 0.12
+
+
+def refine_view(image_rgb: np.ndarray, corners: np.ndarray, margin: float = REFINE_MARGIN) -> tuple[np.ndarray, Letterbox]:
+    """A second cropper input zoomed on the card the first pass found (corners in `image_rgb`'s pixels).
+
+    On the whole photo a card filling a fifth of the frame is 50 input pixels long, and a heatmap cell
+    is 8% of it; zoomed, the card fills the input and a cell is under 2%. Outside the photo is black,
+    as the letterbox pads. Returns (3, 256, 256) uint8 and the map back to `image_rgb`'s pixels.
+    """
+    lo, hi = np.asarray(corners, np.float32).min(0), np.asarray(corners, np.float32).max(0)
+    side = float((hi - lo).max()) * (1 + 2 * margin)
+    x0, y0 = (lo + hi) / 2 - side / 2
+    scale = INPUT_SIZE / max(side, 1.0)
+    h, w = image_rgb.shape[:2]
+    # the part of the photo inside the square, resized once (INTER_AREA when shrinking, as letterbox does)
+    # whole photo pixels inside the square: the part lands at or right of the view's left/top edge
+    cx0, cy0 = max(0, int(np.ceil(x0))), max(0, int(np.ceil(y0)))
+    cx1, cy1 = min(w, int(np.floor(x0 + side))), min(h, int(np.floor(y0 + side)))
+    out = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    if cx1 > cx0 and cy1 > cy0:
+        ox, oy = (cx0 - x0) * scale, (cy0 - y0) * scale
+        tw = max(1, min(INPUT_SIZE - int(ox), round((cx1 - cx0) * scale)))
+        th = max(1, min(INPUT_SIZE - int(oy), round((cy1 - cy0) * scale)))
+        part = cv2.resize(image_rgb[cy0:cy1, cx0:cx1], (tw, th), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        out[int(oy) : int(oy) + th, int(ox) : int(ox) + tw] = part
+        # the pasted part starts at int(ox): the map back uses where the pixels really are
+        x0, y0 = cx0 - int(ox) / scale, cy0 - int(oy) / scale
+    return to_input_tensor(out), Letterbox(scale, -x0 * scale, -y0 * scale)
 
 
 def to_input_tensor(boxed_rgb: np.ndarray) -> np.ndarray:

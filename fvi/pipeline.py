@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from fvi.schema import OcrResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("FVI_MODELS", REPO_ROOT / "models"))
+DETECTOR_OUTPUTS = ["line_maps", "card_type"]
 LINE_META_COLUMNS = 6  # field index, x0, y0, x1, y1, detector score
 # a card has 9-10 lines; more than this is noise and would only slow the reader
 MAX_LINES = 24
@@ -69,10 +71,32 @@ def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
     return warp_card(photo.image, np.asarray(photo_corners, np.float32).reshape(4, 2) * photo.scale)
 
 
-def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray) -> Warped:
+def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
+                    ) -> cropper.CornerResult:
+    """The cropper's second look, zoomed on the card its first look found (fvi.cropper.refine_view).
+
+    The first look decides whether there is a card; the second places the corners. Should the second
+    not see all four corners, the first look's stand.
+    """
+    if not first.found:
+        return first
+    view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
+    heatmaps = run_cropper(view[None])
+    sx, sy = photo.scale
+    photo_shape = (photo.size[1], photo.size[0])
+    second = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), replace(lb, sx=float(sx), sy=float(sy)),
+                            photo_shape)
+    return second if second.found else first
+
+
+def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray,
+               run_cropper: Callable[[np.ndarray], np.ndarray] | None = None) -> Warped:
+    """run_cropper: (1, 3, 256, 256) uint8 → (1, 4, 64, 64) heatmaps, for the second look; None: one look."""
     photo = work_photo(data)
     photo_shape = (photo.size[1], photo.size[0])
     res = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), Letterbox.from_array(letterbox), photo_shape)
+    if run_cropper is not None:
+        res = refined_corners(photo, res, run_cropper)
     if res.found:
         card_rgb = flat_card(photo, res.corners)
         small = detector.resize(card_rgb)
@@ -100,8 +124,8 @@ def stage_line_crops(card_gray: np.ndarray, line_maps: np.ndarray, found: bool) 
 
 
 def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool,
-                   quality_measures: np.ndarray) -> OcrResult:
-    return assemble(reader.decode(ctc_best), line_meta, corners, confidence, found, quality_measures)
+                   quality_measures: np.ndarray, card_type: np.ndarray) -> OcrResult:
+    return assemble(reader.decode(ctc_best), line_meta, corners, confidence, found, quality_measures, card_type)
 
 
 def single_threaded_opencv() -> None:
@@ -130,16 +154,20 @@ class ReferencePipeline:
         self.detector = onnx_session(models_dir / "detector.onnx", intra_threads)
         self.reader = onnx_session(models_dir / "reader.onnx", intra_threads)
 
+    def run_cropper(self, image: np.ndarray) -> np.ndarray:
+        return self.cropper.run(None, {"image": image})[0]
+
     def __call__(self, data: bytes, timings: dict[str, float] | None = None) -> OcrResult:
         """timings, if given, accumulates seconds per step under the ensemble's model names."""
         clock = _StepClock(timings)
         d = clock("decode", stage_decode, data)
         heatmaps = clock("cropper", self.cropper.run, None, {"image": d.cropper_input})[0]
-        w = clock("card_warp", stage_warp, data, d.letterbox, heatmaps[0])
-        maps = clock("detector", self.detector.run, None, {"card": w.detector_input})[0]
+        w = clock("card_warp", stage_warp, data, d.letterbox, heatmaps[0], self.run_cropper)
+        maps, card_type = clock("detector", self.detector.run, DETECTOR_OUTPUTS, {"card": w.detector_input})
         crops, meta = clock("line_crops", stage_line_crops, w.card, maps[0], bool(w.found[0]))
         best = clock("reader", self.reader.run, None, {"line": crops})[0]
-        return clock("assemble", stage_assemble, best, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality)
+        return clock("assemble", stage_assemble, best, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality,
+                     card_type[0])
 
 
 class _StepClock:

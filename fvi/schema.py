@@ -19,9 +19,8 @@ FIELDS: tuple[str, ...] = (
 )
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
 
-# Card types (front side), one layout template each in fvi/templates/<card type>.json. CARD_TYPES[0]
-# is the type the served pipeline reports for every card it reads (fvi.assemble): the committed
-# models are trained on cccd_chip_2021 only, so it must stay first until the models tell types apart.
+# Card types (front side), one layout template each in fvi/templates/<card type>.json. The order is the
+# exported detector's `card_type` output order (fvi.assemble.card_type_of).
 CARD_TYPES: tuple[str, ...] = ("cccd_chip_2021", "cccd_2016", "can_cuoc_2024")
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -72,6 +71,7 @@ class OcrResult:
     fields: dict[str, FieldResult]
     line_count: int = 0
     warnings: list[Warning] = field(default_factory=list)
+    card_type_confidence: float = 0.0  # the detector's probability of card_type
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

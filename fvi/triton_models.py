@@ -61,19 +61,20 @@ class OnnxModel(_Base):
         super().initialize(args)
         self.session = pipeline.onnx_session(self.model_dir / "model.onnx", int(self.param("intra_op_threads", "1")))
         self.input_name = self.config["input"][0]["name"]
-        self.output_name = self.config["output"][0]["name"]
+        self.output_names = [o["name"] for o in self.config["output"]]
         # warm-up: onnxruntime allocates and picks kernels on the first run; do it before serving
         inp = self.session.get_inputs()[0]
         shape = [1 if not isinstance(d, int) else d for d in inp.shape]
-        self.session.run([self.output_name], {self.input_name: np.zeros(shape, _ORT_DTYPES[inp.type])})
+        self.session.run(self.output_names, {self.input_name: np.zeros(shape, _ORT_DTYPES[inp.type])})
 
     def execute(self, requests):
         arrays = [self.inp(r, self.input_name) for r in requests]
         sizes = [len(a) for a in arrays]
         batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)  # alone: no copy of the pixels
-        result = self.session.run([self.output_name], {self.input_name: batch})[0]
+        results = self.session.run(self.output_names, {self.input_name: batch})
         bounds = np.cumsum(sizes)[:-1]
-        return [self.out(**{self.output_name: part}) for part in np.split(result, bounds)]
+        parts = [np.split(r, bounds) for r in results]
+        return [self.out(**{name: p[i] for name, p in zip(self.output_names, parts)}) for i in range(len(requests))]
 
 
 class DecodeModel(_Base):
@@ -85,13 +86,34 @@ class DecodeModel(_Base):
         return self.out(CROPPER_INPUT=d.cropper_input, LETTERBOX=d.letterbox)
 
 
+class CropperCallFailed(RuntimeError):
+    pass
+
+
 class WarpModel(_Base):
+    """The cropper's second look (zoomed on the card) is a BLS call from here to the cropper model, so the
+    photo is decoded once at working size, in this step."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.cropper_model = self.param("cropper_model", "cropper")
+
+    def run_cropper(self, image: np.ndarray) -> np.ndarray:
+        req = self.pb.InferenceRequest(model_name=self.cropper_model, requested_output_names=["heatmaps"],
+                                       inputs=[self.pb.Tensor("image", image)])
+        resp = req.exec()
+        if resp.has_error():
+            raise CropperCallFailed(resp.error().message())
+        return self.pb.get_output_tensor_by_name(resp, "heatmaps").as_numpy()
+
     def handle(self, request):
         try:
             w = pipeline.stage_warp(_image_bytes(self.inp(request, "IMAGE")), self.inp(request, "LETTERBOX"),
-                                    self.inp(request, "HEATMAPS")[0])
+                                    self.inp(request, "HEATMAPS")[0], self.run_cropper)
         except ImageError as e:  # decode accepted these bytes, so only a decoder disagreement lands here
             return self.error(f"{e.code}: {e}")
+        except CropperCallFailed as e:
+            return self.error(f"cropper_unavailable: the cropper's second look failed ({e}); retry, or check the server")
         return self.out(CARD_GRAY=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
                         CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
 
@@ -107,5 +129,6 @@ class AssembleModel(_Base):
     def handle(self, request):
         result = pipeline.stage_assemble(self.inp(request, "CTC_BEST"), self.inp(request, "LINE_META"),
                                          self.inp(request, "CORNERS"), float(self.inp(request, "CARD_CONFIDENCE")[0]),
-                                         bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"))
+                                         bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"),
+                                         self.inp(request, "CARD_TYPE")[0])
         return self.out(RESULT=np.array([result.to_json().encode("utf-8")], dtype=object))

@@ -49,10 +49,12 @@ class Timing(BaseModel):
 class CardResult(BaseModel):
     """What was read from one photo."""
 
-    card_type: str | None
-    card_confidence: float = Field(ge=0.0, le=1.0)
+    card_type: str | None = Field(description="the card's type and edition, e.g. cccd_chip_2021, cccd_2016, can_cuoc_2024")
+    card_type_confidence: float = Field(default=0.0, ge=0.0, le=1.0, description="probability of card_type")
+    card_confidence: float = Field(ge=0.0, le=1.0, description="that the photo shows a card at these corners")
     corners: list[Point] = Field(min_length=4, max_length=4, description="TL, TR, BR, BL in image pixels")
-    fields: dict[str, FieldValue] = Field(description=f"always the keys {', '.join(FIELDS)}")
+    fields: dict[str, FieldValue] = Field(description=f"always the keys {', '.join(FIELDS)}; a field the card type "
+                                                      "does not print on its front is empty")
     warnings: list[ResultWarning] = Field(description="validation and photo-quality findings; empty when none")
     annotated_image: AnnotatedImage | None = Field(default=None, description="only with ?debug=1")
 
@@ -113,7 +115,8 @@ def parse_result(result: str | bytes) -> CardResult:
         got = doc.get("fields") or {}
         fields = {name: FieldValue(value=got[name]["value"], confidence=got[name]["confidence"]) if name in got
                   else FieldValue(value="", confidence=0.0) for name in FIELDS}
-        return CardResult(card_type=doc.get("card_type"), card_confidence=doc["card_confidence"],
+        return CardResult(card_type=doc.get("card_type"), card_type_confidence=doc.get("card_type_confidence", 0.0),
+                          card_confidence=doc["card_confidence"],
                           corners=doc["corners"], fields=fields, warnings=doc.get("warnings") or [])
     except (ValidationError, KeyError, TypeError):
         # never log or echo the validation error: it quotes the field values

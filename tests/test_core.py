@@ -94,6 +94,27 @@ def test_cropper_decode_finds_peaks_with_subcell_precision():
     assert not cropper.decode(hm * 0.1, Letterbox(1.0, 0.0, 0.0), (256, 256)).found
 
 
+@pytest.mark.parametrize("photo_shape, quad", [
+    ((900, 1200), [[300, 200], [700, 260], [680, 500], [280, 450]]),  # a card in the middle
+    ((3000, 4000), [[1000, 1000], [3000, 1100], [2900, 2300], [900, 2200]]),  # a 12 MP photo: shrunk
+    ((480, 640), [[500, 300], [630, 330], [620, 470], [490, 440]]),  # a small card in a corner: black outside
+])
+def test_the_second_look_zooms_on_the_card_and_maps_back(photo_shape, quad):
+    quad = np.array(quad, np.float32)
+    photo = np.zeros(photo_shape + (3,), np.uint8)
+    cv2.fillPoly(photo, [np.round(quad * 16).astype(np.int32)], (255, 255, 255), shift=4)
+    view, lb = cropper.refine_view(photo, quad + 5)  # around a first look a little off
+    assert view.shape == (3, cropper.INPUT_SIZE, cropper.INPUT_SIZE) and view.dtype == np.uint8
+    in_view = lb.to_input(quad)
+    assert np.allclose(lb.to_image(in_view), quad, atol=1e-3)
+    span = in_view.max(0) - in_view.min(0)
+    assert span.max() > 0.7 * cropper.INPUT_SIZE  # the card fills the view
+    want = np.zeros((cropper.INPUT_SIZE,) * 2, np.uint8)
+    cv2.fillPoly(want, [np.round(in_view * 16).astype(np.int32)], 1, shift=4)
+    got = view[0] > 127
+    assert (got & (want > 0)).sum() / (got | (want > 0)).sum() > 0.95  # the pixels are where the map says
+
+
 def test_detector_targets_decode_back_to_line_boxes():
     boxes = [(0, np.array([400, 186, 640, 230], np.float32)), (6, np.array([668, 496, 960, 530], np.float32)),
              (6, np.array([272, 542, 800, 576], np.float32) * [1, 504 / 630, 1, 504 / 630])]
@@ -118,13 +139,28 @@ def test_assemble_joins_wrapped_lines_and_normalises():
     meta = np.array([[6, 500, 300, 700, 330, 0.9], [6, 200, 340, 700, 370, 0.95], [0, 300, 100, 500, 130, 1.0],
                      [-1, 0, 0, 0, 0, 0]], np.float32)
     texts = [("Xã An Phú,", 0.99), ("Tỉnh Bắc Ninh", 0.9), ("0 01 2 03004567", 0.98), ("", 0.0)]
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.array([700, 50, 500, 0, 150], np.float32))
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.array([700, 50, 500, 0, 150], np.float32),
+                   np.array([0.97, 0.02, 0.01], np.float32))
+    assert (res.card_type, res.card_type_confidence) == ("cccd_chip_2021", pytest.approx(0.97))
     assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
     assert res.fields["place_of_residence"].confidence == pytest.approx(0.9 * 0.95, abs=1e-4)
     assert res.fields["id_number"].value == "001203004567"
     assert res.fields["full_name"].value == "" and res.fields["full_name"].confidence == 0.0
     assert OcrResult.from_json(res.to_json()) == res
     assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"
+
+
+def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
+    meta = np.array([[0, 300, 100, 500, 130, 1.0], [6, 200, 340, 700, 370, 0.95]], np.float32)
+    texts = [("001203004567", 0.98), ("stray line the detector gave residence", 0.9)]
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.01, 0.04, 0.95], np.float32))
+    assert res.card_type == "can_cuoc_2024"
+    for name in ("place_of_origin", "place_of_residence", "date_of_expiry"):
+        assert res.fields[name].value == "" and res.fields[name].confidence == pytest.approx(0.95)
+        assert not any(name in w.fields for w in res.warnings if w.code == "field_missing")
+    assert any(w.code == "field_missing" and w.fields == ["full_name"] for w in res.warnings)
+    with pytest.raises(ValueError, match="expected 3 values"):
+        assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.ones(2, np.float32))
 
 
 def test_a_large_photo_is_read_like_its_smaller_self_with_corners_in_its_own_pixels():

@@ -44,7 +44,7 @@ from gateway.triton import Ensemble, not_sent
 TIMEOUT = 120  # two CPU cores shared with whatever else runs
 CARD_SEED = 7
 API_KEY = "test-key-0123456789abcdef"
-OCR_KEYS = {"request_id", "status", "card_type", "card_confidence", "corners", "fields", "warnings",
+OCR_KEYS = {"request_id", "status", "card_type", "card_type_confidence", "card_confidence", "corners", "fields", "warnings",
             "annotated_image", "timing_ms"}
 
 

@@ -110,7 +110,7 @@ def test_chip_2021_renders_as_before_the_new_card_types():
 
 
 def test_card_fields_come_from_the_templates():
-    assert CARD_TYPES[0] == CHIP_2021  # what fvi.assemble reports for every served card
+    assert CARD_TYPES == (CHIP_2021, "cccd_2016", "can_cuoc_2024")  # the detector's card_type output order
     assert CARD_FIELDS["cccd_chip_2021"] == FIELDS and CARD_FIELDS["cccd_2016"] == FIELDS
     assert CARD_FIELDS["can_cuoc_2024"] == ("id_number", "full_name", "date_of_birth", "sex", "nationality")
     for card_type in CARD_TYPES:
@@ -291,3 +291,27 @@ def test_wallpapers_serve_as_photographic_backgrounds_when_installed(tmp_path, m
         assert cap.conditions["photo_background"]
     finally:
         photo.wallpapers.cache_clear()
+
+
+def test_training_and_evaluation_photos_lie_on_different_wallpapers(tmp_path, monkeypatch):
+    import cv2
+
+    from bench.evaluate import evaluation_style
+    from fvi.synth import photo
+
+    (tmp_path / "w").mkdir()
+    for i in range(7):
+        cv2.imwrite(str(tmp_path / "w" / f"paper{i}.png"), np.full((40, 60, 3), i * 30, np.uint8))
+    monkeypatch.setattr(photo, "WALLPAPER_DIRS", [tmp_path / "w"])
+    photo.wallpapers.cache_clear()
+    try:
+        train, held_out = set(photo.wallpapers("train")), set(photo.wallpapers("held_out"))
+        assert train and held_out and not train & held_out and train | held_out == set(photo.wallpapers())
+        with pytest.raises(ValueError, match="expected one of all, train, held_out"):
+            photo.wallpapers("some")
+    finally:
+        photo.wallpapers.cache_clear()
+    from training.make_data import _style
+
+    assert evaluation_style("wild").wallpaper_set == "held_out" and _style([("cccd_2016",), "wild"]).wallpaper_set == "train"
+    assert evaluation_style("mild") == photo.MILD  # no wallpapers: byte-identical to earlier sets

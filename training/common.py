@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from converters.torch_to_onnx import export
+from fvi.schema import CARD_TYPES
 
 CACHE = Path(os.environ.get("FVI_CACHE", "data/cache"))
 RUNS = Path(os.environ.get("FVI_RUNS", "data/runs"))
@@ -81,9 +83,37 @@ def training_commands(name: str, args: dict) -> list[str]:
     return [*earlier, f"python -m training.{name} train {flags}"]
 
 
-def write_model_card(name: str, title: str, metrics: dict, export_info: dict, train_args: dict, notes: str) -> Path:
-    """models/<name>.md: what data, which seed, which commands, which numbers (all on synthetic data)."""
+def data_provenance(files: tuple[str, ...]) -> dict[str, dict]:
+    """What training.make_data recorded (training.make_data.record_run) for the cache files a model reads,
+    per split: the commands, and the card types and capture style they all used."""
+    out = {}
+    for split in ("train", "val"):
+        f = CACHE / f"{split}.make_data.json"
+        made = json.loads(f.read_text()) if f.exists() else {}
+        runs = [made[n.format(split=split)] for n in files if n.format(split=split) in made]
+        commands = sorted({r["command"] for r in runs}) or [f"unrecorded (no {f})"]
+        types = [t for t in CARD_TYPES if runs and all(t in r["card_types"] for r in runs)]
+        out[split] = {"commands": commands, "card_types": types, "capture": sorted({r["capture"] for r in runs})}
+    return out
+
+
+def keep_checkpoint(name: str) -> Path:
+    """The exported run's PyTorch weights and arguments, committed beside the ONNX file, so a fresh clone can
+    fine-tune from them (`train --init models/checkpoints/<name>.pt`) instead of starting over."""
+    dest = MODELS / "checkpoints"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(RUNS / f"{name}.pt", dest / f"{name}.pt")
+    shutil.copy(RUNS / f"{name}.args.json", dest / f"{name}.args.json")
+    return dest / f"{name}.pt"
+
+
+def write_model_card(name: str, title: str, metrics: dict, export_info: dict, train_args: dict, notes: str,
+                     data_files: tuple[str, ...]) -> Path:
+    """models/<name>.md: what data, which seed, which commands, which numbers (all on synthetic data).
+    data_files: the cache files the model reads, "{split}" standing for train / val."""
     card = MODELS / f"{name}.md"
+    data = data_provenance(data_files)
+    checkpoint = keep_checkpoint(name)
     cmd = " ".join(["python -m", f"training.{name}", *sys.argv[1:]])
     lines = [
         f"# {title}", "",
@@ -92,8 +122,10 @@ def write_model_card(name: str, title: str, metrics: dict, export_info: dict, tr
         "## Training", "",
         *[f"- command{f' {i + 1}' if len(training_commands(name, train_args)) > 1 else ''}: `{c}`"
           for i, c in enumerate(training_commands(name, train_args))],
-        "- data: `python -m training.make_data` caches (see Makefile target `train-data`), train split seed 1, validation split seed 2",
-        f"- seed: {train_args.get('seed')}", "",
+        *[f"- {split} data: `{c}`" for split, d in data.items() for c in d["commands"]],
+        f"- card types: {', '.join(data['train']['card_types']) or '?'}; capture style: {', '.join(data['train']['capture']) or '?'}",
+        f"- seed: {train_args.get('seed')}",
+        f"- PyTorch weights: `{checkpoint.as_posix()}` (fine-tune with `--init {checkpoint.as_posix()}`)", "",
         "## Held-out metrics (validation split, never trained on)", "",
         *[f"- {k}: {v}" for k, v in metrics.items()], "",
         "## Export", "",
@@ -102,7 +134,7 @@ def write_model_card(name: str, title: str, metrics: dict, export_info: dict, tr
         notes, "",
     ]
     card.write_text("\n".join(lines), encoding="utf-8")
-    (MODELS / f"{name}.metrics.json").write_text(json.dumps({"metrics": metrics, "export": export_info, "train_args": train_args}, indent=2))
+    (MODELS / f"{name}.metrics.json").write_text(json.dumps({"metrics": metrics, "export": export_info, "train_args": train_args, "data": data}, indent=2))
     return card
 
 

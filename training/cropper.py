@@ -77,9 +77,24 @@ def evaluate_arrays(predict, images: np.ndarray, corners: np.ndarray, has_card: 
     }
 
 
-def _load(split: str):
-    d = np.load(CACHE / f"cropper_{split}.npz")
+def _load(split: str, kind: str = "cropper"):
+    d = np.load(CACHE / f"{kind}_{split}.npz")
     return d["images"], d["corners"], d["has_card"]
+
+
+def _load_all(split: str):
+    """Whole-photo views, plus the second look's zoomed views when make_data made them (--cropper-refine)."""
+    parts = [_load(split)] + ([_load(split, "cropper_refine")] if (CACHE / f"cropper_refine_{split}.npz").exists() else [])
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+def _evaluate_views(predict) -> dict:
+    m = evaluate_arrays(predict, *_load("val"))
+    if (CACHE / "cropper_refine_val.npz").exists():
+        second = evaluate_arrays(predict, *_load("val", "cropper_refine"))
+        m["second_look"] = {k: second[k] for k in ("cards", "mean_corner_error_pct_diag", "cards_all_corners_within_3pct",
+                                                   "orientation_accuracy", "card_found_rate")}
+    return m
 
 
 def _torch_predict(model):
@@ -92,8 +107,7 @@ def _torch_predict(model):
 def train(a) -> None:
     seed_everything(a.seed)
     torch.set_num_threads(a.threads)
-    images, corners, has_card = _load("train")
-    vimg, vcor, vhas = _load("val")
+    images, corners, has_card = _load_all("train")
     rng = np.random.default_rng(a.seed)
     model = initial_weights(CropperNet(), a)
     it = batches(len(images), a.batch, rng)
@@ -104,7 +118,7 @@ def train(a) -> None:
         target = torch.from_numpy(heatmap_targets(cor, has_card[idx]))
         return focal_loss(model(image_batch(img, rng)), target)
 
-    train_loop("cropper", model, a.steps, a.lr, step, lambda: evaluate_arrays(_torch_predict(model), vimg, vcor, vhas), a.eval_every)
+    train_loop("cropper", model, a.steps, a.lr, step, lambda: _evaluate_views(_torch_predict(model)), a.eval_every)
     (RUNS / "cropper.args.json").write_text(json.dumps(vars(a) | {"command": None}))
 
 
@@ -117,9 +131,8 @@ def _load_trained() -> CropperNet:
 def evaluate(a) -> dict:
     import onnxruntime as ort
 
-    vimg, vcor, vhas = _load("val")
     sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
-    m = evaluate_arrays(lambda ims: sess.run(None, {"image": image_batch(ims).numpy()})[0], vimg, vcor, vhas)
+    m = _evaluate_views(lambda ims: sess.run(None, {"image": image_batch(ims).numpy()})[0])
     print(json.dumps(m, indent=2))
     return m
 
@@ -135,7 +148,10 @@ def export_cmd(a) -> None:
                      args,
                      "Input `image` uint8 (N, 3, 256, 256): RGB pixels, letterboxed, normalised inside the net (fvi.cropper.preprocess). "
                      "Output `heatmaps` float32 (N, 4, 64, 64): probability of TL, TR, BR, BL at stride 4 "
-                     "(fvi.cropper.decode).")
+                     "(fvi.cropper.decode). The same net takes two looks at a photo: the whole photo letterboxed, then "
+                     "a view zoomed on the card the first look found (fvi.cropper.refine_view); `second_look` scores "
+                     "those views, cut around corners moved like a first look's error.",
+                     data_files=("cropper_{split}.npz", "cropper_refine_{split}.npz"))
 
 
 def main() -> None:

@@ -6,7 +6,10 @@ that training then reads for many epochs.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -24,21 +27,48 @@ from fvi.synth.photo import (CAPTURE_STYLES, MILD, OUTPUT_SIZES, CaptureStyle, f
                              scene_background)
 
 NO_CARD_RATE = 0.06
-# The committed models are trained on this type only; --card-types widens the data (a type drawn per card).
+# One type unless --card-types widens the data (a type drawn per card); the Makefile's train-data asks for all.
 DEFAULT_CARD_TYPES: tuple[str, ...] = (CARD_TYPES[0],)
 
 
 def _style(rest: list) -> CaptureStyle:
-    return CAPTURE_STYLES[rest[1]] if len(rest) > 1 else MILD
+    """Training photos lie on the training part of the wallpapers; evaluation keeps the rest (bench.evaluate)."""
+    style = CAPTURE_STYLES[rest[1]] if len(rest) > 1 else MILD
+    return replace(style, wallpaper_set="train") if style.wallpaper else style
+
+
+# The second look's input is cut around the first look's corners, which are off by about 1-3% of the
+# diagonal on a hard photo: the training views are cut around true corners moved that much (per corner).
+REFINE_CORNER_NOISE = 0.025
+
+
+def _chunk(args: tuple) -> tuple[int, CaptureStyle, np.random.Generator, IdentityFactory, TypedRenderers]:
+    """A worker's share (seed, count, card types, capture style): its count, style and own generators."""
+    seed, n, *rest = args
+    return n, _style(rest), np.random.default_rng(seed), IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
+
+
+def _cropper_arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((n, cropper.INPUT_SIZE, cropper.INPUT_SIZE, 3), np.uint8), np.zeros((n, 4, 2), np.float32)
+
+
+def _refine_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Second-look views (fvi.cropper.refine_view) of full-size photos: the card zoomed to fill the input."""
+    n, style, rng, ids, renderers = _chunk(args)
+    images, corners = _cropper_arrays(n)
+    for i in range(n):
+        cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=style)
+        diag = float(np.linalg.norm(cap.corners[0] - cap.corners[2]))
+        noise = rng.normal(0, REFINE_CORNER_NOISE * rng.uniform(0.3, 1.5), (4, 2)) * diag
+        view, lb = cropper.refine_view(cap.image, cap.corners + noise.astype(np.float32))
+        images[i] = view.transpose(1, 2, 0)
+        corners[i] = lb.to_input(cap.corners)
+    return images, corners, np.ones(n, bool)
 
 
 def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    seed, n, *rest = args
-    style = _style(rest)
-    rng = np.random.default_rng(seed)
-    ids, renderers = IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
-    images = np.zeros((n, cropper.INPUT_SIZE, cropper.INPUT_SIZE, 3), np.uint8)
-    corners = np.zeros((n, 4, 2), np.float32)
+    n, style, rng, ids, renderers = _chunk(args)
+    images, corners = _cropper_arrays(n)
     has_card = np.zeros(n, bool)
     for i in range(n):
         w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
@@ -56,17 +86,17 @@ def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, corners, has_card
 
 
-def _flat_chunk(args: tuple) -> tuple[np.ndarray, list, list]:
-    seed, n, *rest = args
-    style = _style(rest)
-    rng = np.random.default_rng(seed)
-    ids, renderers = IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
+def _flat_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, list, list]:
+    n, style, rng, ids, renderers = _chunk(args)
     det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
+    det_types = np.zeros(n, np.int32)
     det_lines: list[tuple[int, int, np.ndarray]] = []
     crops: list[tuple[np.ndarray, str]] = []
     for i in range(n):
         identity = ids.make()
-        cap = photograph(renderers.pick(rng).render(identity, rng), rng, style=style)
+        renderer = renderers.pick(rng)
+        det_types[i] = CARD_TYPES.index(renderer.card_type)
+        cap = photograph(renderer.render(identity, rng), rng, style=style)
         flat, lines = flatten_like_cropper(cap, rng)
         det_images[i] = cv2.resize(flat, (detector.INPUT_W, detector.INPUT_H), interpolation=cv2.INTER_AREA)
         for line in lines:
@@ -78,7 +108,7 @@ def _flat_chunk(args: tuple) -> tuple[np.ndarray, list, list]:
             # what the detector will hand the reader: boxes off by a few percent
             jitter = rng.normal(0, [0.15 * h, 0.06 * h, 0.15 * h, 0.06 * h]).astype(np.float32)
             crops.append((reader.cut_line(flat, box + jitter), line.text))
-    return det_images, det_lines, crops
+    return det_images, det_types, det_lines, crops
 
 
 _SYLLABLE_CHARS = [c for c in CHARS if c.isalpha()]
@@ -122,6 +152,13 @@ def _run(fn, total: int, seed: int, workers: int, chunk: int = 50, extra: tuple 
         return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=fn.__name__.strip("_"), unit="chunk"))
 
 
+def record_run(out: Path, split: str, run: dict, files: list[str]) -> None:
+    """<split>.make_data.json: for each cache file, the command that made it (the model cards quote them)."""
+    path = out / f"{split}.make_data.json"
+    made = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps(made | {f: run for f in files}, indent=1))
+
+
 def _pack_crops(crops: list[tuple[np.ndarray, str]]) -> dict:
     images = np.zeros((len(crops), reader.INPUT_H, reader.INPUT_W), np.uint8)
     widths = np.zeros(len(crops), np.int32)
@@ -137,38 +174,47 @@ def main() -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cropper", type=int, default=6000)
+    ap.add_argument("--cropper-refine", type=int, default=0, help="second-look views for the cropper (zoomed on the card)")
     ap.add_argument("--flat", type=int, default=2500)
     ap.add_argument("--lines", type=int, default=15000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--card-types", default=",".join(DEFAULT_CARD_TYPES),
                     help=f"comma-separated card types for the cropper and detector/reader cards, one drawn per card, "
-                         f"or 'mixed' for all of {', '.join(CARD_TYPES)} (default %(default)s: what the committed models saw)")
+                         f"or 'mixed' for all of {', '.join(CARD_TYPES)} (default %(default)s)")
     ap.add_argument("--capture", default=MILD.name, choices=sorted(CAPTURE_STYLES),
-                    help="capture style (fvi.synth.photo): mild (default, what the committed models saw) or wild (issue 3's range)")
+                    help="capture style (fvi.synth.photo): mild (default) or wild (issue 3's range; its photographic "
+                         "backgrounds come from the training part of the wallpapers)")
     a = ap.parse_args()
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
     except ValueError as e:
         ap.error(str(e))
     a.out.mkdir(parents=True, exist_ok=True)
+    record_run(a.out, a.split, {"command": "python -m training.make_data " + " ".join(sys.argv[1:]), "seed": a.seed,
+                                "card_types": list(types), "capture": a.capture},
+               [f for f, n in ((f"detector_{a.split}.npz", a.flat), (f"reader_cards_{a.split}.npz", a.flat),
+                               (f"reader_lines_{a.split}.npz", a.lines), (f"cropper_{a.split}.npz", a.cropper),
+                               (f"cropper_refine_{a.split}.npz", a.cropper_refine)) if n])
     if a.flat:
         parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
         offset, det_lines, crops = 0, [], []
-        for imgs, lines, cr in parts:
+        for imgs, _, lines, cr in parts:
             det_lines += [(i + offset, c, b) for i, c, b in lines]
             crops += cr
             offset += len(imgs)
         np.savez(a.out / f"detector_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+                 card_type=np.concatenate([p[1] for p in parts]),
                  line_card=np.array([l[0] for l in det_lines], np.int32), line_class=np.array([l[1] for l in det_lines], np.int32),
                  line_box=np.stack([l[2] for l in det_lines]).astype(np.float32))
         np.savez(a.out / f"reader_cards_{a.split}.npz", **_pack_crops(crops))
     if a.lines:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
         np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))
-    if a.cropper:
-        parts = _run(_cropper_chunk, a.cropper, a.seed + 13, a.workers, extra=(types, a.capture))
-        np.savez(a.out / f"cropper_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
-                 corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
+    for count, fn, name, offset in ((a.cropper, _cropper_chunk, "cropper", 13), (a.cropper_refine, _refine_chunk, "cropper_refine", 17)):
+        if count:
+            parts = _run(fn, count, a.seed + offset, a.workers, extra=(types, a.capture))
+            np.savez(a.out / f"{name}_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+                     corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
 
 
 if __name__ == "__main__":

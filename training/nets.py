@@ -6,7 +6,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from fvi.charset import NUM_CLASSES
-from fvi.schema import FIELDS
+from fvi.schema import CARD_TYPES, FIELDS
 
 
 def cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1, k: int = 3) -> nn.Sequential:
@@ -32,15 +32,18 @@ class _UNetLite(nn.Module):
         self.head = nn.Conv2d(w2, cout, 1)
         nn.init.constant_(self.head.bias, -2.19)  # start at p≈0.1: maps are mostly background
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stride-4 map features, stride-16 context)."""
         # pixels in (uint8 when served, float 0-255 with jitter in training): one place normalises
         x = x.float() / 255.0 - 0.5
         c4 = self.s4(self.s2(x))
         c8 = self.s8(c4)
         c16 = self.s16(c8)
         p8 = self.fuse8(self.lat8(c8) + F.interpolate(self.up8(c16), scale_factor=2.0, mode="nearest"))
-        p4 = self.fuse4(self.lat4(c4) + F.interpolate(p8, scale_factor=2.0, mode="nearest"))
-        return self.head(p4)
+        return self.fuse4(self.lat4(c4) + F.interpolate(p8, scale_factor=2.0, mode="nearest")), c16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)[0])
 
 
 class CropperNet(_UNetLite):
@@ -51,10 +54,29 @@ class CropperNet(_UNetLite):
 
 
 class DetectorNet(_UNetLite):
-    """(B, 3, 320, 512) → (B, len(FIELDS), 80, 128) text-line logits per field class."""
+    """(B, 3, 320, 512) → (B, len(FIELDS), 80, 128) text-line logits per field class, and (B, len(CARD_TYPES))
+    card type logits from the pooled whole-card context (types differ in colour and layout, which the
+    line maps already have to see)."""
 
     def __init__(self) -> None:
         super().__init__(3, (16, 24, 48, 64), len(FIELDS))
+        self.type_head = nn.Linear(64, len(CARD_TYPES))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p4, c16 = self.features(x)
+        return self.head(p4), self.type_head(c16.mean((2, 3)))
+
+
+class DetectorOutputs(nn.Module):
+    """What gets exported for the detector: line probabilities and card type probabilities."""
+
+    def __init__(self, net: DetectorNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps, types = self.net(x)
+        return torch.sigmoid(maps), torch.softmax(types, dim=-1)
 
 
 class ReaderNet(nn.Module):

@@ -35,6 +35,9 @@ class CaptureStyle:
     low_light: float = 0.0  # probability of a dark, noisy capture
     occlusion: float = 0.0  # probability of a finger over an edge near a corner
     wallpaper: float = 0.0  # probability of a photographic background (when wallpapers are installed)
+    # which wallpapers: "all", or a fixed two-thirds for training data and the other third, never trained
+    # on, for evaluation (so its backgrounds are ones the models have not seen)
+    wallpaper_set: str = "all"
 
 
 MILD = CaptureStyle()
@@ -128,10 +131,18 @@ def _turned(rect: np.ndarray, max_deg: float, rng: np.random.Generator) -> tuple
     return proj * (np.abs(rect).max() / np.abs(proj).max()), math.degrees(tilt)
 
 
-@lru_cache(maxsize=1)
-def wallpapers() -> tuple[Path, ...]:
-    return tuple(sorted(p for d in WALLPAPER_DIRS if d.is_dir() for p in d.rglob("*")
-                        if p.suffix.lower() in (".jpg", ".jpeg", ".png")))
+WALLPAPER_SETS = ("all", "train", "held_out")
+
+
+@lru_cache(maxsize=3)
+def wallpapers(which: str = "all") -> tuple[Path, ...]:
+    """The installed wallpapers, or the training / held-out part of them (every third file is held out)."""
+    if which not in WALLPAPER_SETS:
+        raise ValueError(f"wallpaper set {which!r}: expected one of {', '.join(WALLPAPER_SETS)}")
+    files = sorted(p for d in WALLPAPER_DIRS if d.is_dir() for p in d.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if which == "all":
+        return tuple(files)
+    return tuple(p for i, p in enumerate(files) if (i % 3 == 0) == (which == "held_out"))
 
 
 @lru_cache(maxsize=64)
@@ -144,9 +155,9 @@ def _wallpaper(path: Path) -> np.ndarray | None:
     return img
 
 
-def photo_background(w: int, h: int, rng: np.random.Generator) -> np.ndarray | None:
-    """A random crop of a random wallpaper, w x h float32 RGB; None when none is installed or readable."""
-    files = wallpapers()
+def photo_background(w: int, h: int, rng: np.random.Generator, which: str = "all") -> np.ndarray | None:
+    """A random crop of a random wallpaper of the set, w x h float32 RGB; None when none is installed or readable."""
+    files = wallpapers(which)
     if not files:
         return None
     img = _wallpaper(files[int(rng.integers(len(files)))])
@@ -163,7 +174,7 @@ def scene_background(w: int, h: int, rng: np.random.Generator, style: CaptureSty
     """What a card lies on (or a card-free photo shows): a wallpaper photograph with the style's
     probability when one is installed, else a procedural surface. Returns (float32 RGB, photographic).
     MILD draws nothing for the choice, so its photos stay as they were."""
-    photo = photo_background(w, h, rng) if style.wallpaper and rng.random() < style.wallpaper else None
+    photo = photo_background(w, h, rng, style.wallpaper_set) if style.wallpaper and rng.random() < style.wallpaper else None
     return (procedural_background(w, h, rng), False) if photo is None else (photo, True)
 
 
