@@ -46,7 +46,9 @@ def normalize_field(name: str, value: str) -> str:
         return ", ".join(p for p in parts if p)
     if name == "sex":
         key = value.casefold()
-        return {"nam": "Nam", "nữ": "Nữ", "nu": "Nữ"}.get(key, value)
+        return {"nam": "Nam", "nữ": "Nữ", "nu": "Nữ"}.get(key) or snap(value, validate.SEXES, max_ratio=0.34)
+    if name == "nationality" and value:
+        return snap(value, (validate.NATIONALITY,))
     return value
 
 

@@ -16,6 +16,8 @@ from fvi.schema import FieldResult, Warning
 FINDING_CONFIDENCE_CAP = 0.5
 NO_EXPIRY = "Không thời hạn"
 SEXES = ("Nam", "Nữ")
+# Citizen identity cards are issued to Vietnamese citizens only: the nationality line reads this.
+NATIONALITY = "Việt Nam"
 EXPIRY_AGES = (25, 40, 60)
 # First three digits of the personal ID number: province of birth registration (63 provinces, pre-2025).
 PROVINCES: dict[str, str] = {

@@ -148,6 +148,9 @@ def test_assemble_joins_wrapped_lines_and_normalises():
     assert res.fields["full_name"].value == "" and res.fields["full_name"].confidence == 0.0
     assert OcrResult.from_json(res.to_json()) == res
     assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"
+    # what the card guarantees: sex is Nam or Nữ, the nationality of a citizen's card is Việt Nam
+    assert [normalize_field("sex", v) for v in ("Nừ", "nam", "Nan", "X")] == ["Nữ", "Nam", "Nam", "X"]
+    assert [normalize_field("nationality", v) for v in ("Viêt Nam", "Việt Nan", "Lào")] == ["Việt Nam", "Việt Nam", "Lào"]
 
 
 def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
