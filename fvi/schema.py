@@ -44,6 +44,9 @@ CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_lef
 
 STATUS_OK = "ok"
 STATUS_NO_CARD = "no_card"
+# card_warp's error when its call to the cropper (the second look) fails, e.g. while the server restarts:
+# transient, so the gateway answers 503 and the client retries
+ERROR_CROPPER_UNAVAILABLE = "cropper_unavailable"
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 
 from fvi import pipeline
 from fvi.image_io import ImageError
+from fvi.schema import ERROR_CROPPER_UNAVAILABLE
 
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
@@ -113,7 +114,7 @@ class WarpModel(_Base):
         except ImageError as e:  # decode accepted these bytes, so only a decoder disagreement lands here
             return self.error(f"{e.code}: {e}")
         except CropperCallFailed as e:
-            return self.error(f"cropper_unavailable: the cropper's second look failed ({e}); retry, or check the server")
+            return self.error(f"{ERROR_CROPPER_UNAVAILABLE}: the cropper's second look failed ({e}); retry, or check the server")
         return self.out(CARD_GRAY=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
                         CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
 

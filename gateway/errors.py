@@ -10,6 +10,8 @@ import re
 
 from tritonclient.utils import InferenceServerException
 
+from fvi.schema import ERROR_CROPPER_UNAVAILABLE
+
 # fvi.image_io.ImageError codes -> HTTP status
 IMAGE_ERROR_STATUS: dict[str, int] = {
     "empty_image": 400,
@@ -47,6 +49,8 @@ def from_triton(exc: InferenceServerException, retry_after_s: int) -> ApiError:
         code = m.group(1)
         return ApiError(IMAGE_ERROR_STATUS[code], code, m.group(2).strip())
     status = exc.status() or ""
+    if f"{ERROR_CROPPER_UNAVAILABLE}:" in text:  # a step inside the graph could not reach another: restarting
+        return unavailable("the inference server is not available; retry later", retry_after_s)
     if status.endswith("DEADLINE_EXCEEDED"):
         return ApiError(504, "triton_timeout", "the inference server did not answer in time; retry later")
     if status.endswith(("UNAVAILABLE", "NOT_FOUND", "CANCELLED")):

@@ -1,10 +1,9 @@
 """The evaluation of issue 3 (`make eval`) on a small held-out set, as a user runs it.
 
-The e2e test runs the real tritonserver, the in-process pipeline and Tesseract on 20 synthetic
-cards and 5 card-free photos and checks the report. Its floors sit well below what today's models
-reach on synthetic cards (reports/accuracy.md: ID number 93%, card found 94.5%) so they catch a
-broken model or graph without flaking on a small sample. The quick set holds the type the models are
-trained on (cccd_chip_2021) only; `make eval` tests every type of fvi.schema.CARD_TYPES.
+The e2e test runs the real tritonserver, the in-process pipeline and Tesseract on 8 synthetic
+cards of each card type and 5 card-free photos and checks the report. Its floors sit well below what
+today's models reach on synthetic cards (reports/eval.md) so they catch a broken model or graph
+without flaking on a small sample.
 """
 from __future__ import annotations
 
@@ -14,15 +13,18 @@ import numpy as np
 import pytest
 
 from bench import tesseract_peer
-from bench.evaluate import TRAINED_CARD_TYPES, corner_errors, ensure_test_set, evaluate, slices, write_report
+from bench.evaluate import TRAINED_CARD_TYPES, corner_errors, trained_card_types, ensure_test_set, evaluate, slices, write_report
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.dataset import generate
 
-CARDS = 20
+CARDS = 8  # per card type
 NO_CARD_IMAGES = 5
-TESSERACT_CARDS = 3
-QUICK_CARD_TYPES = ("cccd_chip_2021",)  # the floors hold for the trained type; the others are not learnt yet
-FLOORS = {"card_found": 0.8, "id_number": 0.7, "no_card_recognised": 0.8, "orientation_right": 0.9}
+TESSERACT_CARDS = 1
+QUICK_CARD_TYPES = CARD_TYPES
+# Overall over the three types: the served cropper still predates the 2016 card (reports/eval.md: it finds
+# 38% of them, 96% of the others), so these floors sit below what two found types out of three give.
+FLOORS = {"card_found": 0.6, "id_number": 0.5, "no_card_recognised": 0.8, "orientation_right": 0.9,
+          "card_type_identified": 0.6}
 
 
 @pytest.mark.e2e
@@ -32,9 +34,10 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
                                        triton_url=triton.grpc_url, data_root=tmp_path / "data", card_types=QUICK_CARD_TYPES)
     paths = write_report(report, items, outcomes, tmp_path / "reports", failures=3)
 
-    assert report["card_types"] == list(QUICK_CARD_TYPES) and not report["untrained_card_types"]
+    assert report["card_types"] == list(QUICK_CARD_TYPES)
+    assert report["untrained_card_types"] == [t for t in QUICK_CARD_TYPES if t not in TRAINED_CARD_TYPES]
     served = report["systems"]["ensemble"]["overall"]
-    assert (served["cards"], served["card_free_images"]) == (CARDS, NO_CARD_IMAGES)
+    assert (served["cards"], served["card_free_images"]) == (CARDS * len(QUICK_CARD_TYPES), NO_CARD_IMAGES)
     for figure, floor in FLOORS.items():
         assert served[figure] >= floor, f"served ensemble {figure}: {served[figure]:.0%}, expected at least {floor:.0%}"
     assert served["mean_corner_error_pct"] <= 3.0
@@ -43,7 +46,7 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
     assert report["systems"]["reference"]["overall"]["id_number"] >= FLOORS["id_number"]
 
     assert {"tesseract_full", "tesseract_lines"} <= set(report["systems"])
-    assert report["same_photos_as_tesseract"]["tesseract_lines"]["cards"] == TESSERACT_CARDS
+    assert report["same_photos_as_tesseract"]["tesseract_lines"]["cards"] == TESSERACT_CARDS * len(QUICK_CARD_TYPES)
     assert report["systems"]["tesseract_full"]["overall"]["card_free_images"] == TESSERACT_CARDS
 
     markdown = paths["markdown"].read_text(encoding="utf-8")
@@ -52,7 +55,7 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
     assert "rotation: 0-90°" in markdown and "jpeg quality: <60" in markdown
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["data"].startswith("synthetic")
     failures = sorted(paths["failures"].glob("*.jpg"))
-    assert failures and len(failures) <= 3, "a 20-card run has failures to show (whole card is ~34% today)"
+    assert failures and len(failures) <= 3, "a 24-card run has failures to show (whole card is far from 100% today)"
 
 
 def test_corner_errors_tell_a_turned_card_from_a_right_one():
@@ -85,8 +88,16 @@ def test_every_card_falls_in_one_bucket_per_condition():
                              "jpeg quality": "60-80"}
 
 
-def test_quick_set_is_a_trained_type():
-    assert set(QUICK_CARD_TYPES) <= set(TRAINED_CARD_TYPES) <= set(CARD_TYPES)
+def test_trained_types_are_what_every_model_card_records(tmp_path):
+    cards = {"cropper": {}, "detector": {"data": {"train": {"card_types": list(CARD_TYPES)}}},
+             "reader": {"data": {"train": {"card_types": ["cccd_2016", "cccd_chip_2021"]}}}}
+    for net, card in cards.items():
+        (tmp_path / f"{net}.metrics.json").write_text(json.dumps(card))
+    assert trained_card_types(tmp_path) == ("cccd_chip_2021",)  # a card without data: chip 2021 only
+    cards["cropper"] = cards["detector"]
+    (tmp_path / "cropper.metrics.json").write_text(json.dumps(cards["cropper"]))
+    assert trained_card_types(tmp_path) == ("cccd_chip_2021", "cccd_2016")
+    assert set(TRAINED_CARD_TYPES) <= set(CARD_TYPES)
 
 
 def test_a_type_tested_alone_gets_the_photos_of_the_full_set(tmp_path):

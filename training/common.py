@@ -80,7 +80,9 @@ def training_commands(name: str, args: dict) -> list[str]:
     """The train commands that produced a run, oldest first (following --init)."""
     earlier = training_commands(name, args["init_args"]) if args.get("init_args") else []
     flags = " ".join(f"--{k.replace('_', '-')} {args[k]}" for k in (*CARD_ARGS, "init") if args.get(k) is not None)
-    return [*earlier, f"python -m training.{name} train {flags}"]
+    # a run stopped at one of its checkpoints (to anneal sooner in a fine-tune) says where
+    stopped = f" (stopped after step {args['stopped_after']}, its checkpoint)" if args.get("stopped_after") else ""
+    return [*earlier, f"python -m training.{name} train {flags}{stopped}"]
 
 
 def data_provenance(files: tuple[str, ...]) -> dict[str, dict]:

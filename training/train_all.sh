@@ -14,7 +14,12 @@ data() {  # all three card types, wild capture (`train_all.sh data`: only this, 
 }
 if [ "${1:-}" = data ]; then data; exit; fi
 [ -f data/cache/cropper_train.npz ] && [ -f data/cache/cropper_val.npz ] || data
-init() { [ -n "${INIT:-}" ] && echo "--init models/checkpoints/$1.pt --lr $2" || true; }
+# a run in progress (models/checkpoints/<net>_next.pt, not yet served) before the served net's weights
+init() {
+  [ -n "${INIT:-}" ] || return 0
+  local w=models/checkpoints/$1_next.pt; [ -f "$w" ] || w=models/checkpoints/$1.pt
+  echo "--init $w --lr $2"
+}
 (
   $PY -m training.detector train --steps "${DETECTOR_STEPS:-1500}" --threads 1 $(init detector 0.001) && $PY -m training.detector export
   $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 $(init cropper 0.001) && $PY -m training.cropper export
