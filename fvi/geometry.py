@@ -31,6 +31,10 @@ class Letterbox:
     def to_input(self, pts: np.ndarray) -> np.ndarray:
         return pts * np.array([self.sx, self.sy], np.float32) * self.scale + np.array([self.pad_x, self.pad_y], np.float32)
 
+    def of_reduced(self, scale: np.ndarray) -> "Letterbox":
+        """The same letterbox for an image that is a reduced decode of the photo ((x, y) photo → image factors)."""
+        return Letterbox(self.scale, self.pad_x, self.pad_y, float(scale[0]), float(scale[1]))
+
     def as_array(self) -> np.ndarray:
         return np.array([self.scale, self.pad_x, self.pad_y, self.sx, self.sy], np.float32)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -57,8 +57,7 @@ def stage_decode(data: bytes) -> Decoded:
     """
     photo = decode_photo(data, at_least=CROPPER_DECODE_SIDE)
     x, lb = cropper.preprocess(photo.image)
-    sx, sy = photo.scale
-    return Decoded(x[None], replace(lb, sx=float(sx), sy=float(sy)).as_array())
+    return Decoded(x[None], lb.of_reduced(photo.scale).as_array())
 
 
 def work_photo(data: bytes) -> Photo:
@@ -82,10 +81,8 @@ def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Call
         return first
     view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
     heatmaps = run_cropper(view[None])
-    sx, sy = photo.scale
-    photo_shape = (photo.size[1], photo.size[0])
-    second = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), replace(lb, sx=float(sx), sy=float(sy)),
-                            photo_shape)
+    second = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), lb.of_reduced(photo.scale),
+                            (photo.size[1], photo.size[0]))
     return second if second.found else first
 
 
@@ -161,7 +158,7 @@ class ReferencePipeline:
         """timings, if given, accumulates seconds per step under the ensemble's model names."""
         clock = _StepClock(timings)
         d = clock("decode", stage_decode, data)
-        heatmaps = clock("cropper", self.cropper.run, None, {"image": d.cropper_input})[0]
+        heatmaps = clock("cropper", self.run_cropper, d.cropper_input)
         w = clock("card_warp", stage_warp, data, d.letterbox, heatmaps[0], self.run_cropper)
         maps, card_type = clock("detector", self.detector.run, DETECTOR_OUTPUTS, {"card": w.detector_input})
         crops, meta = clock("line_crops", stage_line_crops, w.card, maps[0], bool(w.found[0]))
