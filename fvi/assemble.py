@@ -27,6 +27,14 @@ def snap(value: str, choices: tuple[str, ...], max_ratio: float = 0.25) -> str:
     return value
 
 
+def admin_unit_case(part: str) -> str:
+    """"Thành Phố Vinh" → "Thành phố Vinh": a unit's case is the registry's; P and p differ only in height."""
+    for unit in validate.ADMIN_UNITS:
+        if part[: len(unit)].casefold() == unit.casefold() and part[len(unit) : len(unit) + 1] in ("", " "):
+            return unit + part[len(unit) :]
+    return part
+
+
 def normalize_field(name: str, value: str) -> str:
     value = normalize(value)
     if name == "id_number":
@@ -41,7 +49,7 @@ def normalize_field(name: str, value: str) -> str:
     if name == "full_name":
         return value.upper()
     if name in ADDRESS_FIELDS and value:
-        parts = [p.strip() for p in value.split(",")]
+        parts = [admin_unit_case(p.strip()) for p in value.split(",")]
         parts[-1] = snap(parts[-1], validate.PROVINCE_PHRASES)
         return ", ".join(p for p in parts if p)
     if name == "sex":

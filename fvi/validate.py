@@ -36,6 +36,8 @@ PROVINCES: dict[str, str] = {
     "094": "Sóc Trăng", "095": "Bạc Liêu", "096": "Cà Mau",
 }
 PROVINCE_CODES = frozenset(PROVINCES)
+# The administrative units an address part starts with, as the registry writes them (longest first).
+ADMIN_UNITS = ("Thành phố", "Thị trấn", "Thị xã", "Phường", "Huyện", "Quận", "Tỉnh", "Xã")
 CITY_PROVINCES = frozenset({"001", "031", "048", "079", "092"})
 
 

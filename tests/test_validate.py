@@ -86,6 +86,10 @@ def test_capture_problems_become_warnings():
     ("place_of_origin", "Phường An Hải, Tỉnh Đắk Nũng", "Phường An Hải, Tỉnh Đắk Nông"),
     ("place_of_origin", "Phường An Khê, TP Hồ Chí Minh", "Phường An Khê, TP. Hồ Chí Minh"),
     ("place_of_origin", "Phường An Khê, Tỉnh Zzzzzzz", "Phường An Khê, Tỉnh Zzzzzzz"),  # too far: left as read
+    ("place_of_residence", "Xã Bình Minh, Thành Phố Dương Dương, Tỉnh Bắc Kạn",  # a unit in the registry's case
+     "Xã Bình Minh, Thành phố Dương Dương, Tỉnh Bắc Kạn"),
+    ("place_of_residence", "Số 2 Phường Đình, thị xã Sơn Tây, Thành phố Hà Nội",  # a street named like a unit stays
+     "Số 2 Phường Đình, Thị xã Sơn Tây, Thành phố Hà Nội"),
     ("date_of_expiry", "Không thờ hạn", "Không thời hạn"),
     ("date_of_expiry", "0 1/08/2028", "01/08/2028"),
 ])
