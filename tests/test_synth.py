@@ -315,3 +315,21 @@ def test_training_and_evaluation_photos_lie_on_different_wallpapers(tmp_path, mo
 
     assert evaluation_style("wild").wallpaper_set == "held_out" and _style([("cccd_2016",), "wild"]).wallpaper_set == "train"
     assert evaluation_style("mild") == photo.MILD  # no wallpapers: byte-identical to earlier sets
+
+
+@pytest.mark.parametrize("fill, all_kept", [((0.85, 0.9), True), ((0.12, 0.13), False)])
+def test_reader_training_crops_leave_out_lines_too_small_in_the_photo_to_read(fill, all_kept):
+    from dataclasses import replace
+
+    from fvi.synth.photo import MILD, flatten_like_cropper
+    from training.make_data import MIN_SOURCE_LINE_PX, _line_crops, source_line_height
+
+    cap = next(generate(1, seed=41, style=replace(MILD, fill=fill))).capture
+    flat, lines = flatten_like_cropper(cap, np.random.default_rng(0))
+    crops = _line_crops(flat, lines, cap.lines, np.random.default_rng(0))
+    heights = [source_line_height(l.polygon) for l in cap.lines]
+    assert len(crops) == sum(h >= MIN_SOURCE_LINE_PX for h in heights)
+    if all_kept:  # a card filling the frame: every line, with its text
+        assert [t for _, t in crops] == [l.text for l in lines]
+    else:  # a card a tenth of the frame: its print is a few pixels high
+        assert len(crops) < len(lines)

@@ -63,7 +63,7 @@ def train_loop(name: str, model: torch.nn.Module, steps: int, lr: float, step_fn
                     print(f"[{name}] eval @ {step}: {json.dumps(evaluate())}", flush=True)
 
 
-CARD_ARGS = ("steps", "batch", "lr", "seed")
+CARD_ARGS = ("steps", "batch", "lr", "seed", "data")
 
 
 def initial_weights(model: torch.nn.Module, a) -> torch.nn.Module:
@@ -150,8 +150,10 @@ def image_batch(images: np.ndarray, rng: np.random.Generator | None = None) -> t
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
-def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch: int, lr: float, eval_every: int) -> None:
-    """`python -m training.<name> train|evaluate|export`, the same three verbs for every model."""
+def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch: int, lr: float, eval_every: int,
+            train_options: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """`python -m training.<name> train|evaluate|export`, the same three verbs for every model
+    (train_options adds a model's own training flags)."""
     ap = argparse.ArgumentParser(description=doc)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
@@ -162,6 +164,8 @@ def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--eval-every", type=int, default=eval_every)
     t.add_argument("--init", help="start from these weights, e.g. data/runs/<name>.pt (fine-tuning)")
+    if train_options:
+        train_options(t)
     e = sub.add_parser("evaluate")
     e.add_argument("--onnx", default=str(MODELS / f"{name}.onnx"))
     sub.add_parser("export")

@@ -40,6 +40,9 @@ def _style(rest: list) -> CaptureStyle:
 # The second look's input is cut around the first look's corners, which are off by about 1-3% of the
 # diagonal on a hard photo: the training views are cut around true corners moved that much (per corner).
 REFINE_CORNER_NOISE = 0.025
+# A line under this many pixels tall in the photo has lost its diacritics to the sensor: no reader can
+# know its text, so training on it teaches guessing. Such crops are left out of the reader's data.
+MIN_SOURCE_LINE_PX = 8.0
 
 
 def _chunk(args: tuple) -> tuple[int, CaptureStyle, np.random.Generator, IdentityFactory, TypedRenderers]:
@@ -86,6 +89,25 @@ def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, corners, has_card
 
 
+def source_line_height(polygon: np.ndarray) -> float:
+    """A line's height in the photo (TL, TR, BR, BL polygon): how many pixels its letters had."""
+    return float(np.linalg.norm(polygon[3] - polygon[0]) + np.linalg.norm(polygon[2] - polygon[1])) / 2
+
+
+def _line_crops(flat: np.ndarray, flat_lines: list, photo_lines: list, rng: np.random.Generator) -> list[tuple[np.ndarray, str]]:
+    """What the detector will hand the reader: each readable line cut with its box off by a few percent."""
+    crops = []
+    for line, seen in zip(flat_lines, photo_lines):
+        if source_line_height(seen.polygon) < MIN_SOURCE_LINE_PX:
+            continue
+        x0, y0 = line.polygon.min(0)
+        x1, y1 = line.polygon.max(0)
+        h = y1 - y0
+        jitter = rng.normal(0, [0.15 * h, 0.06 * h, 0.15 * h, 0.06 * h]).astype(np.float32)
+        crops.append((reader.cut_line(flat, np.array([x0, y0, x1, y1], np.float32) + jitter), line.text))
+    return crops
+
+
 def _flat_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, list, list]:
     n, style, rng, ids, renderers = _chunk(args)
     det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
@@ -93,22 +115,26 @@ def _flat_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, list, list]:
     det_lines: list[tuple[int, int, np.ndarray]] = []
     crops: list[tuple[np.ndarray, str]] = []
     for i in range(n):
-        identity = ids.make()
         renderer = renderers.pick(rng)
         det_types[i] = CARD_TYPES.index(renderer.card_type)
-        cap = photograph(renderer.render(identity, rng), rng, style=style)
+        cap = photograph(renderer.render(ids.make(), rng), rng, style=style)
         flat, lines = flatten_like_cropper(cap, rng)
         det_images[i] = cv2.resize(flat, (detector.INPUT_W, detector.INPUT_H), interpolation=cv2.INTER_AREA)
         for line in lines:
-            x0, y0 = line.polygon.min(0)
-            x1, y1 = line.polygon.max(0)
-            box = np.array([x0, y0, x1, y1], np.float32)
-            det_lines.append((i, FIELD_INDEX[line.field], box))
-            h = y1 - y0
-            # what the detector will hand the reader: boxes off by a few percent
-            jitter = rng.normal(0, [0.15 * h, 0.06 * h, 0.15 * h, 0.06 * h]).astype(np.float32)
-            crops.append((reader.cut_line(flat, box + jitter), line.text))
+            det_lines.append((i, FIELD_INDEX[line.field], np.array([*line.polygon.min(0), *line.polygon.max(0)], np.float32)))
+        crops += _line_crops(flat, lines, cap.lines, rng)
     return det_images, det_types, det_lines, crops
+
+
+def _reader_cards_chunk(args: tuple) -> list[tuple[np.ndarray, str]]:
+    """Line crops of photographed cards for the reader alone (no detector arrays)."""
+    n, style, rng, ids, renderers = _chunk(args)
+    crops: list[tuple[np.ndarray, str]] = []
+    for _ in range(n):
+        cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=style)
+        flat, lines = flatten_like_cropper(cap, rng)
+        crops += _line_crops(flat, lines, cap.lines, rng)
+    return crops
 
 
 _SYLLABLE_CHARS = [c for c in CHARS if c.isalpha()]
@@ -177,6 +203,9 @@ def main() -> None:
     ap.add_argument("--cropper-refine", type=int, default=0, help="second-look views for the cropper (zoomed on the card)")
     ap.add_argument("--flat", type=int, default=2500)
     ap.add_argument("--lines", type=int, default=15000)
+    ap.add_argument("--reader-cards", type=int, default=0,
+                    help="photographed cards cut into reader line crops only, into reader_cards-<capture>_<split>.npz "
+                         "(more reader data in another capture style than --flat's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--card-types", default=",".join(DEFAULT_CARD_TYPES),
                     help=f"comma-separated card types for the cropper and detector/reader cards, one drawn per card, "
@@ -194,7 +223,8 @@ def main() -> None:
                                 "card_types": list(types), "capture": a.capture},
                [f for f, n in ((f"detector_{a.split}.npz", a.flat), (f"reader_cards_{a.split}.npz", a.flat),
                                (f"reader_lines_{a.split}.npz", a.lines), (f"cropper_{a.split}.npz", a.cropper),
-                               (f"cropper_refine_{a.split}.npz", a.cropper_refine)) if n])
+                               (f"cropper_refine_{a.split}.npz", a.cropper_refine),
+                               (f"reader_cards-{a.capture}_{a.split}.npz", a.reader_cards)) if n])
     if a.flat:
         parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
         offset, det_lines, crops = 0, [], []
@@ -207,6 +237,10 @@ def main() -> None:
                  line_card=np.array([l[0] for l in det_lines], np.int32), line_class=np.array([l[1] for l in det_lines], np.int32),
                  line_box=np.stack([l[2] for l in det_lines]).astype(np.float32))
         np.savez(a.out / f"reader_cards_{a.split}.npz", **_pack_crops(crops))
+    if a.reader_cards:
+        crops = [c for part in _run(_reader_cards_chunk, a.reader_cards, a.seed + 19, a.workers, extra=(types, a.capture))
+                 for c in part]
+        np.savez(a.out / f"reader_cards-{a.capture}_{a.split}.npz", **_pack_crops(crops))
     if a.lines:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
         np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))

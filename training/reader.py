@@ -14,6 +14,11 @@ from training.common import (CACHE, MODELS, RUNS, export, initial_weights, run_c
 from training.nets import BestPath, ReaderNet
 
 
+# The cache files a reader trains on, reader_<kind>_<split>.npz (training.make_data): `cards` are the line crops
+# of --flat's cards, `cards-<capture>` those of --reader-cards in that capture style, `lines` rendered lines.
+DEFAULT_DATA = "cards,lines"
+
+
 def _load(split: str, kinds=("cards", "lines")):
     parts = [np.load(CACHE / f"reader_{k}_{split}.npz", allow_pickle=True) for k in kinds]
     images = np.concatenate([p["images"] for p in parts])
@@ -79,9 +84,9 @@ def evaluate_arrays(predict, images, widths, texts) -> dict:
 def train(a) -> None:
     seed_everything(a.seed)
     torch.set_num_threads(a.threads)
-    images, widths, texts = _load("train")
+    images, widths, texts = _load("train", a.data.split(","))
     labels = [charset.encode(t) for t in texts]
-    vcards = _load("val", ("cards",))
+    val = {kind: _load("val", (kind,)) for kind in _val_card_kinds()}
     rng = np.random.default_rng(a.seed)
     model = initial_weights(ReaderNet(), a)
     ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True)
@@ -99,8 +104,14 @@ def train(a) -> None:
     def predict(ims, ws):
         return BestPath(model)(_to_tensor(ims, ws)).numpy()
 
-    train_loop("reader", model, a.steps, a.lr, step, lambda: evaluate_arrays(predict, *vcards), a.eval_every)
+    train_loop("reader", model, a.steps, a.lr, step, lambda: {k: evaluate_arrays(predict, *v) for k, v in val.items()},
+               a.eval_every)
     (RUNS / "reader.args.json").write_text(json.dumps(vars(a)))
+
+
+def _val_card_kinds() -> list[str]:
+    """The validation card crops there are: `cards` (the --flat cards') and each `cards-<capture>`."""
+    return ["cards", *sorted(p.name.split("_")[1] for p in CACHE.glob("reader_cards-*_val.npz"))]
 
 
 def evaluate(a) -> dict:
@@ -108,8 +119,8 @@ def evaluate(a) -> dict:
 
     sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
     predict = lambda ims, ws: sess.run(None, {"line": _to_tensor(ims, ws).numpy()})[0]  # noqa: E731
-    m = {"card_line_crops": evaluate_arrays(predict, *_load("val", ("cards",))),
-         "rendered_lines": evaluate_arrays(predict, *_load("val", ("lines",)))}
+    m = {f"card_line_crops{k[len('cards'):].replace('-', '_')}": evaluate_arrays(predict, *_load("val", (k,)))
+         for k in _val_card_kinds()} | {"rendered_lines": evaluate_arrays(predict, *_load("val", ("lines",)))}
     print(json.dumps(m, indent=2))
     return m
 
@@ -134,11 +145,16 @@ def export_cmd(a) -> None:
                      "probability, decoded greedily (fvi.charset.ctc_greedy_decode). "
                      "`card_line_crops` are lines cut from photographed cards warped with cropper-like corner error "
                      "and detector-like box jitter; `rendered_lines` are random strings over the whole charset.",
-                     data_files=("reader_cards_{split}.npz", "reader_lines_{split}.npz"))
+                     data_files=tuple(f"reader_{k}_{{split}}.npz" for k in args.get("data", DEFAULT_DATA).split(",")))
 
 
 def main() -> None:
-    run_cli("reader", __doc__, train, evaluate, export_cmd, steps=2500, batch=64, lr=2e-3, eval_every=500)
+    def options(t) -> None:
+        t.add_argument("--data", default=DEFAULT_DATA, help="comma-separated cache kinds to train on (reader_<kind>_train.npz), "
+                                                            "e.g. cards-mild,cards-wild,lines (default %(default)s)")
+
+    run_cli("reader", __doc__, train, evaluate, export_cmd, steps=2500, batch=64, lr=2e-3, eval_every=500,
+            train_options=options)
 
 
 if __name__ == "__main__":
