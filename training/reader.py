@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from fvi import charset, reader
 from training.common import (CACHE, MODELS, RUNS, export, initial_weights, run_cli, seed_everything,
                              train_loop, write_model_card)
+from training.make_data import MIN_SOURCE_LINE_PX
 from training.nets import BestPath, ReaderNet
 
 
@@ -143,8 +144,10 @@ def export_cmd(a) -> None:
                      f"(fvi.reader.crop_lines). Output `ctc_best` float32 (N, W/4, 2): per step the best class of the softmax "
                      f"over blank + charset `{charset.CHARSET_VERSION}` ({charset.NUM_CLASSES} classes, fvi.charset) and its "
                      "probability, decoded greedily (fvi.charset.ctc_greedy_decode). "
-                     "`card_line_crops` are lines cut from photographed cards warped with cropper-like corner error "
-                     "and detector-like box jitter; `rendered_lines` are random strings over the whole charset.",
+                     "`card_line_crops` are lines cut from photographed cards (wild capture; `_mild`: mild capture) "
+                     "warped with cropper-like corner error and detector-like box jitter; `rendered_lines` are random "
+                     "strings over the whole charset. Lines under "
+                     f"{MIN_SOURCE_LINE_PX:g} px tall in the photo are left out of the training crops: unreadable there.",
                      data_files=tuple(f"reader_{k}_{{split}}.npz" for k in args.get("data", DEFAULT_DATA).split(",")))
 
 
