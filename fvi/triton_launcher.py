@@ -62,11 +62,21 @@ def prepare_backends(run_dir: Path = RUN_DIR) -> Path:
     return run_dir / "backends"
 
 
-def check_model_repository(repo: Path = MODEL_REPOSITORY) -> None:
-    """Every net the repository has a folder for has its ONNX file installed (a repository without nets passes)."""
-    missing = [n for n in NET_MODELS if (repo / n).is_dir() and not (repo / n / "1" / "model.onnx").exists()]
+def check_model_repository(repo: Path = MODEL_REPOSITORY, models_dir: Path | None = None) -> None:
+    """Every net the repository has a folder for has its ONNX file installed (a repository without nets passes),
+    and it is the committed one: a server of stale copies would answer for models that are no longer ours."""
+    from fvi.pipeline import MODELS_DIR
+
+    models_dir = models_dir or MODELS_DIR
+    installed = {n: repo / n / "1" / "model.onnx" for n in NET_MODELS if (repo / n).is_dir()}
+    missing = [n for n, f in installed.items() if not f.exists()]
     if missing:
         raise RuntimeError(f"model_repository lacks {', '.join(missing)}/1/model.onnx: run 'make engines'")
+    stale = [n for n, f in installed.items()
+             if (models_dir / f"{n}.onnx").exists() and not filecmp.cmp(models_dir / f"{n}.onnx", f, shallow=False)]
+    if stale:
+        raise RuntimeError(f"stale models in model_repository ({', '.join(stale)}): they differ from {models_dir}/*.onnx, "
+                           "the committed ones; run 'make engines'")
 
 
 def server_env() -> dict[str, str]:

@@ -113,3 +113,17 @@ def test_tensorrt_profiles_cover_what_the_configs_accept(net):
     assert all(a <= b <= c for a, b, c in zip(lo, opt, hi))
     for i, d in enumerate(dims, start=1):
         assert (lo[i] == hi[i] == d) if d != -1 else lo[i] < hi[i]
+
+
+def test_a_server_of_stale_models_is_refused_before_it_starts(tmp_path):
+    from fvi.triton_launcher import check_model_repository
+
+    repo = tmp_path / "model_repository"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns("*.onnx", "*.plan"))
+    with pytest.raises(RuntimeError, match="lacks cropper, detector, reader/1/model.onnx: run 'make engines'"):
+        check_model_repository(repo)
+    assert install(MODELS, repo) == 0
+    check_model_repository(repo)  # the committed models: fine
+    shutil.copy(MODELS / "detector.onnx", repo / "reader" / "1" / "model.onnx")  # e.g. models/ retrained since
+    with pytest.raises(RuntimeError, match=r"stale models in model_repository \(reader\): they differ from .*models/\*.onnx.*run 'make engines'"):
+        check_model_repository(repo)
