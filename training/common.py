@@ -79,7 +79,10 @@ def initial_weights(model: torch.nn.Module, a) -> torch.nn.Module:
 def training_commands(name: str, args: dict) -> list[str]:
     """The train commands that produced a run, oldest first (following --init)."""
     earlier = training_commands(name, args["init_args"]) if args.get("init_args") else []
-    flags = " ".join(f"--{k.replace('_', '-')} {args[k]}" for k in (*CARD_ARGS, "init") if args.get(k) is not None)
+    # the weights a fine-tune started from are the command before's, whatever file they were copied to then
+    init = f"<weights of command {len(earlier)}>" if earlier else args.get("init")
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in [*((k, args.get(k)) for k in CARD_ARGS), ("init", init)]
+                     if v is not None)
     # a run stopped at one of its checkpoints (to anneal sooner in a fine-tune) says where
     stopped = f" (stopped after step {args['stopped_after']}, its checkpoint)" if args.get("stopped_after") else ""
     return [*earlier, f"python -m training.{name} train {flags}{stopped}"]
