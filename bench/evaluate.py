@@ -36,7 +36,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
-from fvi import detector, quality
+from fvi import MODELS_DIR, detector, quality
 from fvi.geometry import CARD_CORNERS, apply_homography, box_iou, warp_card
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.synth.dataset import generate
@@ -62,7 +62,6 @@ DETECTION_IOU = 0.5
 # ~200; fvi.quality warns below 75, which the generator's light (x0.6-1.15, shadows x0.55-0.85)
 # rarely reaches, so the "low light" bucket is the dimmest cards: under 60% of full light.
 LOW_LIGHT_BRIGHTNESS = 120.0
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
 def card_types_by_model(models_dir: Path = MODELS_DIR) -> dict[str, tuple[str, ...]]:
@@ -77,13 +76,18 @@ def card_types_by_model(models_dir: Path = MODELS_DIR) -> dict[str, tuple[str, .
     return out
 
 
-def trained_card_types(models_dir: Path = MODELS_DIR) -> tuple[str, ...]:
-    """The card types every committed model was trained on; the report names the types some model has not seen."""
-    by_model = card_types_by_model(models_dir)
+def common_card_types(by_model: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(t for t in CARD_TYPES if all(t in types for types in by_model.values()))
 
 
-TRAINED_CARD_TYPES: tuple[str, ...] = trained_card_types()
+def trained_card_types(models_dir: Path = MODELS_DIR) -> tuple[str, ...]:
+    """The card types every committed model was trained on; the report names the types some model has not seen."""
+    return common_card_types(card_types_by_model(models_dir))
+
+
+# read once: the report names each model's types, and which types some model has not seen
+CARD_TYPES_BY_MODEL: dict[str, tuple[str, ...]] = card_types_by_model()
+TRAINED_CARD_TYPES: tuple[str, ...] = common_card_types(CARD_TYPES_BY_MODEL)
 
 # Issue 3's targets: figure key -> (comparison, threshold, what it says)
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -594,7 +598,7 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
         lines += [f"Command: `{r['command']}` (`make eval`; `make eval CARDS=60` for a quick run). "
                   f"Seconds: {', '.join(f'{k} {v}' for k, v in r['seconds'].items())}.", ""]
     if r.get("untrained_card_types"):
-        by_model = "; ".join(f"{net}: {', '.join(types)}" for net, types in card_types_by_model().items())
+        by_model = "; ".join(f"{net}: {', '.join(types)}" for net, types in CARD_TYPES_BY_MODEL.items())
         lines += [f"> Not every committed model is trained on every type ({by_model}): "
                   f"{', '.join(r['untrained_card_types'])} {'is' if len(r['untrained_card_types']) == 1 else 'are'} "
                   "new to at least one of them. The overall figures mix the types; the \"card type\" rows under "

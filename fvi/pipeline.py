@@ -5,7 +5,6 @@ ensemble and `ReferencePipeline` compute the same thing by construction.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,14 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fvi import cropper, detector, quality, reader
+from fvi import MODELS_DIR, cropper, detector, quality, reader
 from fvi.assemble import assemble
 from fvi.geometry import CARD_H, CARD_W, Letterbox, warp_card
 from fvi.image_io import Photo, decode_photo
 from fvi.schema import OcrResult
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = Path(os.environ.get("FVI_MODELS", REPO_ROOT / "models"))
 DETECTOR_OUTPUTS = ["line_maps", "card_type"]
 LINE_META_COLUMNS = 6  # field index, x0, y0, x1, y1, detector score
 # a card has 9-10 lines; more than this is noise and would only slow the reader

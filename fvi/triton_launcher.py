@@ -65,7 +65,7 @@ def prepare_backends(run_dir: Path = RUN_DIR) -> Path:
 def check_model_repository(repo: Path = MODEL_REPOSITORY, models_dir: Path | None = None) -> None:
     """Every net the repository has a folder for has its ONNX file installed (a repository without nets passes),
     and it is the committed one: a server of stale copies would answer for models that are no longer ours."""
-    from fvi.pipeline import MODELS_DIR
+    from fvi import MODELS_DIR
 
     models_dir = models_dir or MODELS_DIR
     installed = {n: repo / n / "1" / "model.onnx" for n in NET_MODELS if (repo / n).is_dir()}

@@ -20,7 +20,7 @@ from training.nets import BestPath, ReaderNet
 DEFAULT_DATA = "cards,lines"
 
 
-def _load(split: str, kinds=("cards", "lines")):
+def _load(split: str, kinds: tuple[str, ...] | list[str]):
     parts = [np.load(CACHE / f"reader_{k}_{split}.npz", allow_pickle=True) for k in kinds]
     images = np.concatenate([p["images"] for p in parts])
     widths = np.concatenate([p["widths"] for p in parts])
