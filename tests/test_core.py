@@ -127,6 +127,17 @@ def test_detector_targets_decode_back_to_line_boxes():
         assert box_iou(line.box, box) > 0.6
 
 
+def test_line_height_is_read_to_a_fraction_of_a_map_cell():
+    """A line box's top and bottom come back within a pixel wherever the line falls across the 6.3-pixel
+    map cells: whole cells would make it up to a third of the line too tall or too short for the reader."""
+    cell = 504 / detector.MAP_H
+    for offset in np.linspace(0, cell, 9):
+        for height in (17.0, 22.0, 27.0):
+            box = np.array([120, 200 + offset, 420, 200 + offset + height], np.float32)
+            [line] = detector.decode(detector.render_targets([(1, box)]))
+            assert np.abs(line.box[[1, 3]] - box[[1, 3]]).max() < 1.0, (offset, height, line.box)
+
+
 def test_reader_crop_is_fixed_size_and_normalised():
     card = np.full((504, 800, 3), 200, np.uint8)
     card[200:230, 300:500] = 20
