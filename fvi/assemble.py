@@ -9,7 +9,7 @@ from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
 from fvi.charset import normalize
-from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult
+from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult, Warning
 
 
 ADDRESS_FIELDS = ("place_of_origin", "place_of_residence")
@@ -60,6 +60,25 @@ def normalize_field(name: str, value: str) -> str:
     return value
 
 
+def sex_from_id(fields: dict[str, FieldResult]) -> list[Warning]:
+    """A sex line that did not read exactly Nam or Nữ takes the sex the ID number encodes (in place).
+
+    The sex is two or three letters, the most misread line on a card; the ID number is twelve digits read
+    with their neighbours' context. Its confidence is capped as a finding's, and a warning says where the
+    value came from. A line that read Nam or Nữ is kept even against the ID (the id_century_sex_mismatch
+    finding reports that).
+    """
+    sex, idn = fields.get("sex"), fields.get("id_number")
+    if sex is None or idn is None or normalize(" ".join(sex.lines)) in validate.SEXES:
+        return []
+    implied = validate.sex_of_id(idn.value)
+    if implied is None:
+        return []
+    fields["sex"] = FieldResult(implied, round(min(idn.confidence, validate.FINDING_CONFIDENCE_CAP), 4), sex.lines)
+    return [Warning("sex_from_id", ["sex"], f"the sex line did not read Nam or Nữ; {implied} is what the ID number's "
+                                            "4th digit encodes")]
+
+
 def card_type_of(probabilities: np.ndarray) -> tuple[str, float]:
     """The detector's card type probabilities (CARD_TYPES order) → the type and its probability."""
     p = np.asarray(probabilities, np.float32).reshape(-1)
@@ -101,7 +120,8 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
         conf = min(c for _, _, _, c in lines)
         fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [t for _, _, t, _ in lines])
     n_lines = sum(len(v) for v in grouped.values())
-    findings = validate.check({k: fields[k].value for k in on_front})
+    findings = sex_from_id(fields) if "sex" in on_front else []
+    findings += validate.check({k: fields[k].value for k in on_front})
     validate.apply(fields, findings)
     return OcrResult(STATUS_OK, type_name, round(card_confidence, 4), corner_list, fields, n_lines,
                      quality.warnings(quality_measures) + findings, round(type_confidence, 4))

@@ -66,6 +66,14 @@ def century_sex_digit(birth_year: int, sex: str) -> int:
     return ((birth_year // 100) - 19) * 2 + (0 if sex == "Nam" else 1)
 
 
+def sex_of_id(id_number: str) -> str | None:
+    """The sex a well-formed ID number encodes (its fourth digit: even for a man, odd for a woman, whatever
+    the century), or None when it is no 12-digit number with a known province code."""
+    if not re.fullmatch(r"\d{12}", id_number) or id_number[:3] not in PROVINCE_CODES:
+        return None
+    return SEXES[int(id_number[3]) % 2]
+
+
 def _birthday(dob: dt.date, age: int) -> dt.date:
     try:
         return dob.replace(year=dob.year + age)

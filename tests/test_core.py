@@ -164,6 +164,23 @@ def test_assemble_joins_wrapped_lines_and_normalises():
     assert [normalize_field("nationality", v) for v in ("Viêt Nam", "Việt Nan", "Lào")] == ["Việt Nam", "Việt Nam", "Lào"]
 
 
+@pytest.mark.parametrize("sex_line, id_number, sex, confidence, code", [
+    ("NGh", "038191004567", "Nữ", 0.5, "sex_from_id"),  # unreadable: the ID's 4th digit (1, odd) says woman
+    ("NIm", "038191004567", "Nữ", 0.5, "sex_from_id"),  # one edit from Nam, yet not what the line must read
+    ("Nam", "038191004567", "Nam", 0.5, "id_century_sex_mismatch"),  # read cleanly: kept, the conflict reported
+    ("NGh", "03819100456", "NGh", 0.5, "sex_invalid"),  # no well-formed ID to go by
+    ("Nữ", "038191004567", "Nữ", 0.96, None),
+])
+def test_a_misread_sex_line_takes_the_sex_the_id_number_encodes(sex_line, id_number, sex, confidence, code):
+    meta = np.array([[0, 300, 100, 500, 130, 1.0], [2, 300, 150, 420, 180, 1.0], [3, 300, 200, 340, 230, 1.0]], np.float32)
+    texts = [(id_number, 0.98), ("01/02/1991", 0.99), (sex_line, 0.96)]
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.97, 0.02, 0.01], np.float32))
+    assert (res.fields["sex"].value, res.fields["sex"].confidence) == (sex, confidence)
+    assert res.fields["sex"].lines == [sex_line]
+    codes = {w.code for w in res.warnings if "sex" in w.fields}
+    assert codes == ({code} if code else set()), codes
+
+
 def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
     meta = np.array([[0, 300, 100, 500, 130, 1.0], [6, 200, 340, 700, 370, 0.95]], np.float32)
     texts = [("001203004567", 0.98), ("stray line the detector gave residence", 0.9)]
