@@ -43,7 +43,7 @@ eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline
 train-data: setup-train ## cached synthetic training data (data/cache): all card types, wild capture
 	bash training/train_all.sh data
 
-train: setup-train ## train + export all three models into models/ (about 110 minutes on 2 CPU cores; INIT=1 fine-tunes the committed ones)
+train: setup-train ## train + export all three models into models/ (about 3 hours on 2 CPU cores; INIT=1 fine-tunes the committed ones)
 	bash training/train_all.sh
 
 dataset: setup    ## a labelled set of photographed cards: make dataset OUT=data/cards N=100 SEED=7

@@ -1,7 +1,7 @@
 """Detector pre/post-processing: flat card → per-field text-line maps → line boxes.
 
-Targets are the line boxes shrunk (so neighbouring lines of one field stay apart); decoding
-expands each connected component back by the same ratios.
+Targets are the line boxes shrunk (so neighbouring lines of one field stay apart), drawn as the fraction
+of each map cell they cover; decoding expands each connected component back by the same ratios.
 """
 from __future__ import annotations
 

@@ -115,8 +115,9 @@ def export_cmd(a) -> None:
     write_model_card("detector", "Detector — text lines per field class and the card type, on the flat card", metrics, info,
                      args,
                      "Input `card` uint8 (N, 3, 320, 512): flat card RGB pixels, normalised inside the net (fvi.detector.preprocess). "
-                     f"Output `line_maps` float32 (N, {len(FIELDS)}, 80, 128): per-field probability of a (shrunk) "
-                     f"text line, classes in order {', '.join(FIELDS)} (fvi.detector.decode). Output `card_type` float32 "
+                     f"Output `line_maps` float32 (N, {len(FIELDS)}, 80, 128): per field, how much of each cell a (shrunk) "
+                     "text line covers (trained on cell coverage, so a line's height reads to a fraction of a cell), "
+                     f"classes in order {', '.join(FIELDS)} (fvi.detector.decode). Output `card_type` float32 "
                      f"(N, {len(CARD_TYPES)}): probability of each card type, in order {', '.join(CARD_TYPES)}. Validation cards are "
                      "warped with corners perturbed like the cropper's error (fvi.synth.photo.flatten_like_cropper).",
                      data_files=("detector_{split}.npz",))
