@@ -90,8 +90,7 @@ def decode(maps: np.ndarray) -> list[Line]:
             if area < MIN_AREA_CELLS:
                 continue
             score = float(maps[cls][labels == i].mean())
-            ky0, ky1 = _kernel_rows(maps[cls], x, y, w, h)
-            ky0, ky1 = ky0 * sy, ky1 * sy
+            ky0, ky1 = (r * sy for r in _kernel_rows(maps[cls], x, y, w, h))
             # undo the shrink: kernel height is (1 - 2*SHRINK_Y) of the line height
             line_h = (ky1 - ky0) / (1 - 2 * SHRINK_Y)
             pad_y = SHRINK_Y * line_h

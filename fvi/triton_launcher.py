@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fvi import MODELS_DIR
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 RUN_DIR = Path(os.environ.get("FVI_RUN_DIR", REPO_ROOT / "run"))
@@ -62,12 +64,9 @@ def prepare_backends(run_dir: Path = RUN_DIR) -> Path:
     return run_dir / "backends"
 
 
-def check_model_repository(repo: Path = MODEL_REPOSITORY, models_dir: Path | None = None) -> None:
+def check_model_repository(repo: Path = MODEL_REPOSITORY, models_dir: Path = MODELS_DIR) -> None:
     """Every net the repository has a folder for has its ONNX file installed (a repository without nets passes),
     and it is the committed one: a server of stale copies would answer for models that are no longer ours."""
-    from fvi import MODELS_DIR
-
-    models_dir = models_dir or MODELS_DIR
     installed = {n: repo / n / "1" / "model.onnx" for n in NET_MODELS if (repo / n).is_dir()}
     missing = [n for n, f in installed.items() if not f.exists()]
     if missing:

@@ -10,7 +10,7 @@ import pytest
 
 from fvi import charset, cropper, detector, reader
 from fvi.assemble import assemble, normalize_field
-from fvi.geometry import CARD_CORNERS, Letterbox, letterbox, quad_is_plausible, warp_card
+from fvi.geometry import CARD_CORNERS, CARD_H, Letterbox, letterbox, quad_is_plausible, warp_card
 from fvi.schema import FIELDS, OcrResult
 from fvi.synth.identity import PROVINCES, IdentityFactory, century_sex_digit, expiry_for
 
@@ -130,7 +130,7 @@ def test_detector_targets_decode_back_to_line_boxes():
 def test_line_height_is_read_to_a_fraction_of_a_map_cell():
     """A line box's top and bottom come back within a pixel wherever the line falls across the 6.3-pixel
     map cells: whole cells would make it up to a third of the line too tall or too short for the reader."""
-    cell = 504 / detector.MAP_H
+    cell = CARD_H / detector.MAP_H
     for offset in np.linspace(0, cell, 9):
         for height in (17.0, 22.0, 27.0):
             box = np.array([120, 200 + offset, 420, 200 + offset + height], np.float32)

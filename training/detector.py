@@ -70,8 +70,8 @@ def train(a) -> None:
     torch.set_num_threads(a.threads)
     images, per_card, card_types = _load("train")
     val = _load("val")
-    # cell coverage in 1/255ths: a quarter of the memory of float32 for 4,000 cards
-    targets = np.stack([np.round(detector.render_targets(c) * 255) for c in per_card]).astype(np.uint8)
+    # cell coverage in 1/255ths, each card's cast before stacking: 330 MB for 4,000 cards, not 1.3 GB of float32
+    targets = np.stack([np.round(detector.render_targets(c) * 255).astype(np.uint8) for c in per_card])
     rng = np.random.default_rng(a.seed)
     model = initial_weights(DetectorNet(), a)
     it = batches(len(images), a.batch, rng)
