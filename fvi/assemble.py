@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
-from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
@@ -21,10 +21,44 @@ def snap(value: str, choices: tuple[str, ...], max_ratio: float = 0.25) -> str:
     What the card guarantees fixes what the reader misses: a province name is one of 63, and a
     diacritic the reader confused (Nghg An, Đắk Nũng) is one edit away from the only candidate.
     """
-    best = process.extractOne(value, choices, scorer=Levenshtein.distance)
-    if best is not None and best[1] <= max(1, round(max_ratio * len(best[0]))):
-        return best[0]
+    # between equally near choices, the one with the same letters under the marks: "Quảng Binh" lost a
+    # diacritic (Bình), it did not turn a letter into another (Ninh)
+    best = min(choices, key=lambda c: (Levenshtein.distance(value, c), Levenshtein.distance(base_letters(value), base_letters(c))),
+               default=None)
+    if best is not None and Levenshtein.distance(value, best) <= max(1, round(max_ratio * len(best))):
+        return best
     return value
+
+
+def base_letters(text: str) -> str:
+    """"Đông Hòa" → "Dong Hoa": the letters without their tone and vowel marks."""
+    stripped = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+    return stripped.replace("đ", "d").replace("Đ", "D")
+
+
+def snap_province(last: str) -> str:
+    """An address's last part → its province phrase, also when the comma before it was not read
+    ("Huyện Châu Hưng Tỉnh Quờng Bình" → "Huyện Châu Hưng, Tỉnh Quảng Bình")."""
+    snapped = snap(last, validate.PROVINCE_PHRASES)
+    if snapped != last or snapped in validate.PROVINCE_PHRASES:
+        return snapped
+    words = last.split(" ")
+    for k in range(1, len(words) - 1):  # the province is the tail, after at least one word of the unit before
+        tail = " ".join(words[k:])
+        if not any(tail.startswith(unit) for unit in ("Tỉnh", "Thành phố", "TP")):
+            continue
+        snapped = snap(tail, validate.PROVINCE_PHRASES)
+        if snapped in validate.PROVINCE_PHRASES:
+            return f"{' '.join(words[:k])}, {snapped}"
+    return last
+
+
+# A house number is digits and slashes; S, O and I inside one are the digits they look like ("S04" → "504")
+_HOUSE_NUMBER = re.compile(r"(?<!\S)(?=[\dSOI/]*\d)[\dSOI]+(?:/[\dSOI]+)*(?!\S)")
+
+
+def house_number_digits(part: str) -> str:
+    return _HOUSE_NUMBER.sub(lambda m: m.group().translate(str.maketrans("SOI", "501")), part)
 
 
 def admin_unit_case(part: str) -> str:
@@ -49,8 +83,8 @@ def normalize_field(name: str, value: str) -> str:
     if name == "full_name":
         return value.upper()
     if name in ADDRESS_FIELDS and value:
-        parts = [admin_unit_case(p.strip()) for p in value.split(",")]
-        parts[-1] = snap(parts[-1], validate.PROVINCE_PHRASES)
+        parts = [admin_unit_case(house_number_digits(p.strip())) for p in value.split(",")]
+        parts[-1] = snap_province(parts[-1])
         return ", ".join(p for p in parts if p)
     if name == "sex":
         key = value.casefold()

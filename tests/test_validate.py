@@ -90,6 +90,12 @@ def test_capture_problems_become_warnings():
      "Xã Bình Minh, Thành phố Dương Dương, Tỉnh Bắc Kạn"),
     ("place_of_residence", "Số 2 Phường Đình, thị xã Sơn Tây, Thành phố Hà Nội",  # a street named like a unit stays
      "Số 2 Phường Đình, Thị xã Sơn Tây, Thành phố Hà Nội"),
+    ("place_of_residence", "Xã Hoàng Mai, Tỉnh Quảng Binh", "Xã Hoàng Mai, Tỉnh Quảng Bình"),  # a lost mark, not Ninh
+    ("place_of_origin", "Xã An Hải, Huyện Châu Hưng Tỉnh Quờng Bình",  # the comma before the province not read
+     "Xã An Hải, Huyện Châu Hưng, Tỉnh Quảng Bình"),
+    ("place_of_residence", "S04 Quang Trung, Xã An Phú, Tỉnh Tây Ninh", "504 Quang Trung, Xã An Phú, Tỉnh Tây Ninh"),
+    ("place_of_residence", "S/6O Hẻm 84, Xã An Phú, Tỉnh Tây Ninh", "5/60 Hẻm 84, Xã An Phú, Tỉnh Tây Ninh"),
+    ("place_of_residence", "Số 12A Khu I, Xã SOS, Tỉnh Tây Ninh", "Số 12A Khu I, Xã SOS, Tỉnh Tây Ninh"),  # no digits: words
     ("date_of_expiry", "Không thờ hạn", "Không thời hạn"),
     ("date_of_expiry", "0 1/08/2028", "01/08/2028"),
 ])
