@@ -23,7 +23,8 @@ def snap(value: str, choices: tuple[str, ...], max_ratio: float = 0.25) -> str:
     """
     # between equally near choices, the one with the same letters under the marks: "Quảng Binh" lost a
     # diacritic (Bình), it did not turn a letter into another (Ninh)
-    best = min(choices, key=lambda c: (Levenshtein.distance(value, c), Levenshtein.distance(base_letters(value), base_letters(c))),
+    plain = base_letters(value)
+    best = min(choices, key=lambda c: (Levenshtein.distance(value, c), Levenshtein.distance(plain, base_letters(c))),
                default=None)
     if best is not None and Levenshtein.distance(value, best) <= max(1, round(max_ratio * len(best))):
         return best
