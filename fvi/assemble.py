@@ -21,14 +21,14 @@ def snap(value: str, choices: tuple[str, ...], max_ratio: float = 0.25) -> str:
     What the card guarantees fixes what the reader misses: a province name is one of 63, and a
     diacritic the reader confused (Nghg An, Đắk Nũng) is one edit away from the only candidate.
     """
+    distances = [Levenshtein.distance(value, c) for c in choices]
+    nearest = min(distances)
     # between equally near choices, the one with the same letters under the marks: "Quảng Binh" lost a
     # diacritic (Bình), it did not turn a letter into another (Ninh)
     plain = base_letters(value)
-    best = min(choices, key=lambda c: (Levenshtein.distance(value, c), Levenshtein.distance(plain, base_letters(c))),
-               default=None)
-    if best is not None and Levenshtein.distance(value, best) <= max(1, round(max_ratio * len(best))):
-        return best
-    return value
+    best = min((c for c, d in zip(choices, distances) if d == nearest),
+               key=lambda c: Levenshtein.distance(plain, base_letters(c)))
+    return best if nearest <= max(1, round(max_ratio * len(best))) else value
 
 
 def base_letters(text: str) -> str:
@@ -41,7 +41,7 @@ def snap_province(last: str) -> str:
     """An address's last part → its province phrase, also when the comma before it was not read
     ("Huyện Châu Hưng Tỉnh Quờng Bình" → "Huyện Châu Hưng, Tỉnh Quảng Bình")."""
     snapped = snap(last, validate.PROVINCE_PHRASES)
-    if snapped != last or snapped in validate.PROVINCE_PHRASES:
+    if snapped in validate.PROVINCE_PHRASES:
         return snapped
     words = last.split(" ")
     for k in range(1, len(words) - 1):  # the province is the tail, after at least one word of the unit before
@@ -56,10 +56,11 @@ def snap_province(last: str) -> str:
 
 # A house number is digits and slashes; S, O and I inside one are the digits they look like ("S04" → "504")
 _HOUSE_NUMBER = re.compile(r"(?<!\S)(?=[\dSOI/]*\d)[\dSOI]+(?:/[\dSOI]+)*(?!\S)")
+_AS_DIGITS = str.maketrans("SOI", "501")
 
 
 def house_number_digits(part: str) -> str:
-    return _HOUSE_NUMBER.sub(lambda m: m.group().translate(str.maketrans("SOI", "501")), part)
+    return _HOUSE_NUMBER.sub(lambda m: m.group().translate(_AS_DIGITS), part)
 
 
 def admin_unit_case(part: str) -> str:
