@@ -11,12 +11,12 @@ from fvi.geometry import Letterbox, letterbox, quad_is_plausible
 INPUT_SIZE = 256
 STRIDE = 4
 HEATMAP_SIZE = INPUT_SIZE // STRIDE
-# A corner peak below this is "not seen"; all four must be seen for a card. Calibrated on synthetic
-# photos that no evaluation uses (seed 9100, training wallpapers; 450 cards and 600 card-free images per
-# capture style) with the cropper of record: card-free images peak at most 0.10 (mild) and 0.13 (wild),
-# while a weak corner of a real card (glare, blur, low light, a finger) often peaks at 0.1-0.3, its position
-# still right. At 0.15 the first look found 96.9% (mild) / 94.7% (wild) of cards, at 0.10 98.7% / 96.4%;
-# card-free images taken for a card: none / 1 of 600.
+# A corner peak below this is "not seen"; all four must be seen for a card. Calibrated with
+# `python -m training.cropper calibrate` (synthetic photos no evaluation uses: seed 9100, training wallpapers,
+# 450 cards and 600 card-free images per capture style) and the cropper of record: a plausible quad on a
+# card-free image peaks at most 0.097 (mild) / 0.107 (wild), while a weak corner of a real card (glare, blur,
+# low light, a finger) often peaks at 0.1-0.3, its position still right. At 0.15 the first look found
+# 96.9% (mild) / 94.7% (wild) of cards, at 0.10 98.7% / 96.4%; card-free images taken for a card: 0 / 1 of 600.
 CORNER_THRESHOLD = 0.10
 
 

@@ -154,9 +154,10 @@ def image_batch(images: np.ndarray, rng: np.random.Generator | None = None) -> t
 
 
 def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch: int, lr: float, eval_every: int,
-            train_options: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+            train_options: Callable[[argparse.ArgumentParser], None] | None = None,
+            more: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None]]] | None = None) -> None:
     """`python -m training.<name> train|evaluate|export`, the same three verbs for every model
-    (train_options adds a model's own training flags)."""
+    (train_options adds a model's own training flags; more: a model's own verbs, name -> (function, its flags))."""
     ap = argparse.ArgumentParser(description=doc)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
@@ -172,8 +173,10 @@ def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch:
     e = sub.add_parser("evaluate")
     e.add_argument("--onnx", default=str(MODELS / f"{name}.onnx"))
     sub.add_parser("export")
+    for verb, (_, flags) in (more or {}).items():
+        flags(sub.add_parser(verb))
     a = ap.parse_args()
-    {"train": train, "evaluate": evaluate, "export": export_cmd}[a.cmd](a)
+    {"train": train, "evaluate": evaluate, "export": export_cmd, **{v: fn for v, (fn, _) in (more or {}).items()}}[a.cmd](a)
 
 
 __all__ = ["initial_weights", "image_batch", "run_cli", "CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]

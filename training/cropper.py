@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from fvi import cropper
 from fvi.geometry import Letterbox
@@ -150,12 +153,71 @@ def export_cmd(a) -> None:
                      "Output `heatmaps` float32 (N, 4, 64, 64): probability of TL, TR, BR, BL at stride 4 "
                      "(fvi.cropper.decode). The same net takes two looks at a photo: the whole photo letterboxed, then "
                      "a view zoomed on the card the first look found (fvi.cropper.refine_view); `second_look` scores "
-                     "those views, cut around corners moved like a first look's error.",
+                     "those views, cut around corners moved like a first look's error. A card is found when all four "
+                     f"corners peak at least fvi.cropper.CORNER_THRESHOLD ({cropper.CORNER_THRESHOLD:g}; the found rates "
+                     "above are at it), chosen with `python -m training.cropper calibrate` on photos nothing else uses.",
                      data_files=("cropper_{split}.npz", "cropper_refine_{split}.npz"))
 
 
+CALIBRATION_SEED = 9100  # photos no evaluation (seed 4300) and no training cache uses
+
+
+def calibrate(a) -> dict:
+    """What each corner threshold (fvi.cropper.CORNER_THRESHOLD) would do, on photos nothing else uses.
+
+    Per capture style: the first look's weakest corner peak (0 for an implausible quad) on every card and
+    card-free photo of a generated set on the training wallpapers (the held-out ones stay the test set's),
+    then the cards each threshold finds and the card-free photos it takes for a card.
+    """
+    from bench.evaluate import DATA_ROOT, ensure_test_set
+    from fvi.geometry import quad_is_plausible
+    from fvi.pipeline import onnx_session, stage_decode, work_photo
+    from fvi.synth.photo import CAPTURE_STYLES
+
+    sess = onnx_session(Path(a.onnx))
+    report = {"onnx": str(a.onnx), "seed": a.seed, "threshold_in_use": cropper.CORNER_THRESHOLD, "captures": {}}
+    for capture in a.capture.split(","):
+        style = CAPTURE_STYLES[capture]
+        style = replace(style, wallpaper_set="train") if style.wallpaper else style
+        peaks: dict[bool, list[float]] = {True: [], False: []}
+        for item in tqdm(ensure_test_set(DATA_ROOT, a.seed, a.cards_per_type, a.card_free, style=style),
+                         desc=f"first look, {capture}", unit="photo"):
+            data = item.path.read_bytes()
+            d = stage_decode(data)
+            width, height = work_photo(data).size
+            res = cropper.decode(sess.run(None, {"image": d.cropper_input})[0][0], Letterbox.from_array(d.letterbox),
+                                 (height, width))
+            plausible = quad_is_plausible(res.corners, (height, width))
+            peaks[item.truth["card_type"] is not None].append(res.confidence if plausible else 0.0)
+        cards, free = np.array(peaks[True]), np.array(peaks[False])
+        report["captures"][capture] = {
+            "cards": len(cards), "card_free_images": len(free),
+            "highest_card_free_peak": round(float(free.max()), 3) if len(free) else None,
+            "by_threshold": [{"threshold": t, "cards_found": round(float((cards >= t).mean()), 4),
+                              "card_free_taken": int((free >= t).sum())} for t in a.thresholds]}
+    for capture, r in report["captures"].items():
+        print(f"{capture}: {r['cards']} cards, {r['card_free_images']} card-free (highest peak {r['highest_card_free_peak']})")
+        for row in r["by_threshold"]:
+            print(f"  threshold {row['threshold']:.2f}: cards found {row['cards_found']:.2%}, "
+                  f"card-free taken for a card {row['card_free_taken']}")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    (RUNS / "cropper_calibration.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _calibrate_flags(p) -> None:
+    p.add_argument("--onnx", default=str(MODELS / "cropper.onnx"))
+    p.add_argument("--seed", type=int, default=CALIBRATION_SEED)
+    p.add_argument("--cards-per-type", type=int, default=150)
+    p.add_argument("--card-free", type=int, default=600)
+    p.add_argument("--capture", default="mild,wild", help="comma-separated capture styles (default %(default)s)")
+    p.add_argument("--thresholds", type=lambda s: [float(t) for t in s.split(",")], default=[0.05, 0.08, 0.1, 0.12, 0.15],
+                   help="comma-separated corner thresholds to try (default 0.05,0.08,0.1,0.12,0.15)")
+
+
 def main() -> None:
-    run_cli("cropper", __doc__, train, evaluate, export_cmd, steps=2000, batch=32, lr=3e-3, eval_every=500)
+    run_cli("cropper", __doc__, train, evaluate, export_cmd, steps=2000, batch=32, lr=3e-3, eval_every=500,
+            more={"calibrate": (calibrate, _calibrate_flags)})
 
 
 if __name__ == "__main__":
