@@ -155,7 +155,7 @@ def export_cmd(a) -> None:
     args = json.loads((RUNS / "reader.args.json").read_text())
     write_model_card("reader", "Reader — one text line to Vietnamese text (CTC)", metrics, info,
                      args,
-                     f"Input `line` float32 (N, 1, 32, W), W ≤ 512 a multiple of 4 (the card's widest line rounded up to "
+                     f"Input `line` float32 (N, 1, {reader.INPUT_H}, W), W ≤ {reader.INPUT_W} a multiple of {reader.STRIDE_W} (the card's widest line rounded up to "
                      f"{reader.WIDTH_BUCKET}): grey line crops, contrast-normalised, zero-padded right "
                      f"(fvi.reader.crop_lines). Output `ctc_best` float32 (N, W/4, 2): per step the best class of the softmax "
                      f"over blank + charset `{charset.CHARSET_VERSION}` ({charset.NUM_CLASSES} classes, fvi.charset) and its "
