@@ -9,7 +9,8 @@ from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
 from fvi.charset import normalize
-from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult, Warning
+from fvi.schema import (CARD_FIELDS, CARD_TYPES, FIELDS, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult,
+                        OcrResult, Warning)
 
 
 ADDRESS_FIELDS = ("place_of_origin", "place_of_residence")
@@ -152,6 +153,8 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
         if not lines:
             fields[name] = FieldResult("", 0.0, [])
             continue
+        if name in SINGLE_LINE_FIELDS:  # a second "line" of the ID or a date is something else the detector saw
+            lines = [max(lines, key=lambda line: line[3])]
         raw = " ".join(t for _, _, t, _ in lines)
         conf = min(c for _, _, _, c in lines)
         fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [t for _, _, t, _ in lines])

@@ -25,19 +25,22 @@ CARD_TYPES: tuple[str, ...] = ("cccd_chip_2021", "cccd_2016", "can_cuoc_2024")
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def _fields_on_front(card_type: str) -> tuple[str, ...]:
-    """The fields a card type prints on its front: those its template lays out, in FIELDS order."""
+def _front_layout(card_type: str) -> dict[str, int]:
+    """The fields a card type prints on its front, as its template lays them out -> how many lines each takes."""
     template = json.loads((TEMPLATE_DIR / f"{card_type}.json").read_text(encoding="utf-8"))
-    laid_out = {f["field"] for f in template["fields"]}
-    unknown = laid_out - set(FIELDS)
+    lines = {f["field"]: len(f["lines"]) for f in template["fields"]}
+    unknown = set(lines) - set(FIELDS)
     if unknown or template["card_type"] != card_type:
         raise ValueError(f"template {card_type}.json: card_type {template['card_type']!r}, unknown fields {sorted(unknown)}")
-    return tuple(f for f in FIELDS if f in laid_out)
+    return lines
 
 
-# card type -> the fields on its front (the 2024 card prints origin, residence and expiry on its back).
-# A field a card does not carry has ground truth "" and is listed in the ground truth's "absent_fields".
-CARD_FIELDS: dict[str, tuple[str, ...]] = {t: _fields_on_front(t) for t in CARD_TYPES}
+_FRONT_LAYOUT = {t: _front_layout(t) for t in CARD_TYPES}
+# card type -> the fields on its front, in FIELDS order (the 2024 card prints origin, residence and expiry on
+# its back). A field a card does not carry has ground truth "" and is listed in the ground truth's "absent_fields".
+CARD_FIELDS: dict[str, tuple[str, ...]] = {t: tuple(f for f in FIELDS if f in _FRONT_LAYOUT[t]) for t in CARD_TYPES}
+# The fields every card prints on one line (the ID, name, dates, sex, nationality; an address may wrap)
+SINGLE_LINE_FIELDS: frozenset[str] = frozenset(f for f in FIELDS if all(lay.get(f, 1) == 1 for lay in _FRONT_LAYOUT.values()))
 
 # Corner classes of the cropper, in the card's own orientation.
 CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_left")

@@ -11,7 +11,7 @@ import pytest
 from fvi import charset, cropper, detector, reader
 from fvi.assemble import assemble, normalize_field
 from fvi.geometry import CARD_CORNERS, CARD_H, Letterbox, letterbox, quad_is_plausible, warp_card
-from fvi.schema import FIELDS, OcrResult
+from fvi.schema import FIELDS, SINGLE_LINE_FIELDS, OcrResult
 from fvi.synth.identity import PROVINCES, IdentityFactory, century_sex_digit, expiry_for
 
 
@@ -179,6 +179,18 @@ def test_a_misread_sex_line_takes_the_sex_the_id_number_encodes(sex_line, id_num
     assert res.fields["sex"].lines == [sex_line]
     codes = {w.code for w in res.warnings if "sex" in w.fields}
     assert codes == ({code} if code else set()), codes
+
+
+def test_a_one_line_field_keeps_its_surest_line_and_an_address_keeps_both():
+    # the detector also took a smudge under the ID for an ID line; the residence really wraps
+    meta = np.array([[0, 300, 100, 500, 130, 1.0], [0, 320, 135, 360, 160, 0.6],
+                     [6, 500, 300, 700, 330, 0.9], [6, 200, 340, 700, 370, 0.95]], np.float32)
+    texts = [("001203004567", 0.98), ("1ým", 0.4), ("Xã An Phú,", 0.99), ("Tỉnh Bắc Ninh", 0.9)]
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.97, 0.02, 0.01], np.float32))
+    assert (res.fields["id_number"].value, res.fields["id_number"].lines) == ("001203004567", ["001203004567"])
+    assert res.fields["id_number"].confidence == pytest.approx(0.98)
+    assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
+    assert SINGLE_LINE_FIELDS == {"id_number", "full_name", "date_of_birth", "sex", "nationality", "date_of_expiry"}
 
 
 def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
