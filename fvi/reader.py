@@ -7,9 +7,10 @@ import numpy as np
 from fvi.charset import ctc_greedy_decode
 
 # INPUT_W is the widest line; the net takes any width (multiple of STRIDE_W). A chip card's long second residence
-# line comes out ~600 wide at 32 high (the widest of 1,134 served lines: 599): at 512 it was squeezed to 0.85x,
-# which cost those lines letters (in-process, 510 mild cards: residence 76.5% -> 77.6% with the same reader).
-INPUT_H, INPUT_W = 32, 640
+# line would be ~600 wide at 32 high (the widest of 1,134 served lines: 599) and is squeezed to fit, as the
+# reader's training crops were; reading it at 640 instead was no better (in-process, 1,500 mild cards: residence
+# 77.3% -> 77.5%, origin 91.3% -> 91.1%, whole card 70.7% -> 70.5%) and costs the widest batches a quarter more.
+INPUT_H, INPUT_W = 32, 512
 STRIDE_W = 4
 SEQ_LEN = INPUT_W // STRIDE_W
 # The crops of one card are padded to their widest line rounded up to this, not always to INPUT_W:
