@@ -80,9 +80,8 @@ def normalize_field(name: str, value: str) -> str:
         digits = re.sub(r"\D", "", value)
         if len(digits) == 8:
             return f"{digits[:2]}/{digits[2:4]}/{digits[4:]}"
-        if not digits:
-            return snap(value, (validate.NO_EXPIRY,))
-        return value
+        # a misread letter of "Không thời hạn" may look like a digit (h -> 5); no date is a few edits from it
+        return snap(value, (validate.NO_EXPIRY,)) if name == "date_of_expiry" else value
     if name == "full_name":
         return value.upper()
     if name in ADDRESS_FIELDS and value:

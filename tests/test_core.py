@@ -159,6 +159,8 @@ def test_assemble_joins_wrapped_lines_and_normalises():
     assert res.fields["full_name"].value == "" and res.fields["full_name"].confidence == 0.0
     assert OcrResult.from_json(res.to_json()) == res
     assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"
+    assert [normalize_field("date_of_expiry", v) for v in ("Qông thời 5ạn", "Không thời Tn7", "22/05/204")] == [
+        "Không thời hạn", "Không thời hạn", "22/05/204"]
     # what the card guarantees: sex is Nam or Nữ, the nationality of a citizen's card is Việt Nam
     assert [normalize_field("sex", v) for v in ("Nừ", "nam", "Nan", "X")] == ["Nữ", "Nam", "Nam", "X"]
     assert [normalize_field("nationality", v) for v in ("Viêt Nam", "Việt Nan", "Lào")] == ["Việt Nam", "Việt Nam", "Lào"]
