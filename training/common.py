@@ -70,7 +70,10 @@ def initial_weights(model: torch.nn.Module, a) -> torch.nn.Module:
     """`train --init RUN.pt`: start from an earlier run's weights (fine-tuning); that run's arguments
     (RUN.args.json) are kept in this run's, so the model card shows every command in order."""
     if getattr(a, "init", None):
-        model.load_state_dict(torch.load(a.init))
+        missing, unexpected = model.load_state_dict(torch.load(a.init), strict=False)
+        grown = getattr(model, "GROWN", ())  # blocks that start as identity may be missing from earlier weights
+        if unexpected or any(not k.startswith(grown) for k in missing):
+            raise ValueError(f"--init {a.init}: not weights of this net (missing {missing}, unexpected {unexpected})")
         earlier = Path(a.init).with_suffix(".args.json")
         a.init_args = json.loads(earlier.read_text()) if earlier.exists() else None
     return model

@@ -165,7 +165,10 @@ def export_cmd(a) -> None:
                      "as a detector box up to a fifth too tall or too short would: training.reader._box_height_error); "
                      "`rendered_lines` are random "
                      "strings over the whole charset. Lines under "
-                     f"{MIN_SOURCE_LINE_PX:g} px tall in the photo are left out of the training crops: unreadable there.",
+                     f"{MIN_SOURCE_LINE_PX:g} px tall in the photo are left out of the training crops: unreadable there. "
+                     "Command 6 added two residual conv blocks (training.nets.ReaderNet res8, res4), which start as the "
+                     "identity, so it continued from command 5's weights; against the same training without them "
+                     "(validation CER 1.45% mild, 15.8% wild) they read 1.41% / 15.6%.",
                      data_files=tuple(f"reader_{k}_{{split}}.npz" for k in args.get("data", DEFAULT_DATA).split(",")))
 
 
