@@ -780,7 +780,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         ml = r["many_lines"]
         parts.append("## A card with many lines\n\nThe reader's batch is one card's line crops, so a card with many "
                      "lines (a long two-line address, or text the detector takes for lines) costs more. Measured on "
-                     f"the `reader` model alone at full width ({reader.INPUT_W}), sequentially, median of 15 calls, served (gRPC + "
+                     f"the `reader` model alone at full width ({ml[0]['width']}), sequentially, median of 15 calls, served (gRPC + "
                      "Triton + its stub) beside the same ONNX session in-process. `fvi.pipeline.MAX_LINES` "
                      f"({MANY_LINES[-1]}) caps the lines read per card (the highest-scoring ones), so no photo can make "
                      "a request unboundedly slow.\n\n" + _table(
