@@ -52,7 +52,11 @@ def stage_decode(data: bytes) -> Decoded:
     Only these 200 kB travel on: card_warp decodes the photo again at working size from the request's
     own bytes, which costs less than moving megabytes of pixels between two Triton steps.
     """
-    photo = decode_photo(data, at_least=CROPPER_DECODE_SIDE)
+    return first_look_input(decode_photo(data, at_least=CROPPER_DECODE_SIDE))
+
+
+def first_look_input(photo: Photo) -> Decoded:
+    """The cropper's first-look input from a (reduced) decode, and the letterbox back to the photo's pixels."""
     x, lb = cropper.preprocess(photo.image)
     return Decoded(x[None], lb.of_reduced(photo.scale).as_array())
 

@@ -161,6 +161,7 @@ def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch:
             more: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None]]] | None = None) -> None:
     """`python -m training.<name> train|evaluate|export`, the same three verbs for every model
     (train_options adds a model's own training flags; more: a model's own verbs, name -> (function, its flags))."""
+    verbs = {"train": train, "evaluate": evaluate, "export": export_cmd, **{v: fn for v, (fn, _) in (more or {}).items()}}
     ap = argparse.ArgumentParser(description=doc)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
@@ -179,7 +180,7 @@ def run_cli(name: str, doc: str, train, evaluate, export_cmd, steps: int, batch:
     for verb, (_, flags) in (more or {}).items():
         flags(sub.add_parser(verb))
     a = ap.parse_args()
-    {"train": train, "evaluate": evaluate, "export": export_cmd, **{v: fn for v, (fn, _) in (more or {}).items()}}[a.cmd](a)
+    verbs[a.cmd](a)
 
 
 __all__ = ["initial_weights", "image_batch", "run_cli", "CACHE", "RUNS", "MODELS", "seed_everything", "batches", "train_loop", "write_model_card", "export"]

@@ -119,7 +119,7 @@ class ReaderNet(nn.Module):
         self.classifier = nn.Linear(2 * hidden, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features
+        f = self.features  # res8 after the two 64-channel convs (8 x W/4), res4 after the 96-channel ones (4 x W/4)
         x = self.res4(f[6:9](self.res8(f[0:6](x))))
         x = f[9:](x).squeeze(2).permute(0, 2, 1)  # B, T, 128
         x, _ = self.rnn(x)
