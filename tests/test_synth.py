@@ -333,3 +333,19 @@ def test_reader_training_crops_leave_out_lines_too_small_in_the_photo_to_read(fi
         assert [t for _, t in crops] == [l.text for l in lines]
     else:  # a card a tenth of the frame: its print is a few pixels high
         assert len(crops) < len(lines)
+
+
+def test_a_further_batch_of_reader_cards_lands_beside_the_first_with_its_command_recorded(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    only = ["--flat", "0", "--lines", "0", "--cropper", "0", "--workers", "1", "--capture", "mild", "--out", str(tmp_path)]
+    for seed, tag in ((5, []), (6, ["--reader-cards-tag", "b"])):
+        subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--reader-cards", "2", *only, *tag],
+                       check=True, capture_output=True)
+    first, further = (np.load(tmp_path / f"reader_{k}_train.npz") for k in ("cards-mild", "cards-mild-b"))
+    assert len(first["texts"]) and len(further["texts"]) and set(first["texts"]) != set(further["texts"])
+    made = json.loads((tmp_path / "train.make_data.json").read_text())
+    assert "--seed 6" in made["reader_cards-mild-b_train.npz"]["command"]
+    assert "--seed 5" in made["reader_cards-mild_train.npz"]["command"]  # the first batch's record is kept

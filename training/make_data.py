@@ -206,6 +206,9 @@ def main() -> None:
     ap.add_argument("--reader-cards", type=int, default=0,
                     help="photographed cards cut into reader line crops only, into reader_cards-<capture>_<split>.npz "
                          "(more reader data in another capture style than --flat's)")
+    ap.add_argument("--reader-cards-tag", default="",
+                    help="names a further batch of --reader-cards, with its own --seed, next to those already made: "
+                         "reader_cards-<capture>-<tag>_<split>.npz, trained on as --data cards-<capture>-<tag>")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--card-types", default=",".join(DEFAULT_CARD_TYPES),
                     help=f"comma-separated card types for the cropper and detector/reader cards, one drawn per card, "
@@ -214,6 +217,7 @@ def main() -> None:
                     help="capture style (fvi.synth.photo): mild (default) or wild (issue 3's range; its photographic "
                          "backgrounds come from the training part of the wallpapers)")
     a = ap.parse_args()
+    reader_kind = f"cards-{a.capture}" + (f"-{a.reader_cards_tag}" if a.reader_cards_tag else "")
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
     except ValueError as e:
@@ -224,7 +228,7 @@ def main() -> None:
                [f for f, n in ((f"detector_{a.split}.npz", a.flat), (f"reader_cards_{a.split}.npz", a.flat),
                                (f"reader_lines_{a.split}.npz", a.lines), (f"cropper_{a.split}.npz", a.cropper),
                                (f"cropper_refine_{a.split}.npz", a.cropper_refine),
-                               (f"reader_cards-{a.capture}_{a.split}.npz", a.reader_cards)) if n])
+                               (f"reader_{reader_kind}_{a.split}.npz", a.reader_cards)) if n])
     if a.flat:
         parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
         offset, det_lines, crops = 0, [], []
@@ -240,7 +244,7 @@ def main() -> None:
     if a.reader_cards:
         crops = [c for part in _run(_reader_cards_chunk, a.reader_cards, a.seed + 19, a.workers, extra=(types, a.capture))
                  for c in part]
-        np.savez(a.out / f"reader_cards-{a.capture}_{a.split}.npz", **_pack_crops(crops))
+        np.savez(a.out / f"reader_{reader_kind}_{a.split}.npz", **_pack_crops(crops))
     if a.lines:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
         np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))

@@ -17,9 +17,12 @@ data() {  # all three card types, wild capture (`train_all.sh data`: only this, 
   $PY -m training.make_data --split train --seed 1 $only --reader-cards 2000 --capture mild
   $PY -m training.make_data --split train --seed 3 $only --reader-cards 2000 --capture wild
   $PY -m training.make_data --split val --seed 2 $only --reader-cards 200 --capture mild
+  # and a second batch of each, on seeds of their own: the reader was still learning from more cards
+  $PY -m training.make_data --split train --seed 11 $only --reader-cards 4000 --reader-cards-tag b --capture mild
+  $PY -m training.make_data --split train --seed 13 $only --reader-cards 4000 --reader-cards-tag b --capture wild
 }
 if [ "${1:-}" = data ]; then data; exit; fi
-[ -f data/cache/cropper_train.npz ] && [ -f data/cache/reader_cards-mild_val.npz ] || data
+[ -f data/cache/cropper_train.npz ] && [ -f data/cache/reader_cards-wild-b_train.npz ] || data
 # INIT=1: start from the served net's committed weights
 init() {
   [ -n "${INIT:-}" ] || return 0
@@ -30,7 +33,7 @@ init() {
   $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 $(init cropper 0.001) && $PY -m training.cropper export
 ) > data/logs/detector_cropper.log 2>&1 &
 maps=$!
-$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
+$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
 $PY -m training.reader export >> data/logs/reader.log 2>&1
 wait $maps
 echo "done: models/*.onnx, models/*.md (logs in data/logs)"
