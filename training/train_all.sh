@@ -10,19 +10,22 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 mkdir -p data/logs
 data() {  # all three card types, wild capture (`train_all.sh data`: only this, the Makefile's train-data)
-  $PY -m training.make_data --split train --seed 1 --flat 4000 --lines 30000 --cropper 8000 --cropper-refine 4000 --card-types mixed --capture wild
-  $PY -m training.make_data --split val --seed 2 --flat 300 --lines 1000 --cropper 600 --cropper-refine 300 --card-types mixed --capture wild
+  # a step whose last file is already in data/cache is skipped: a cache made before a step existed gains
+  # only what it lacks (delete data/cache to make everything again)
+  step() { local last=$1; shift; [ -f "data/cache/$last" ] || $PY -m training.make_data "$@"; }
+  step cropper_refine_train.npz --split train --seed 1 --flat 4000 --lines 30000 --cropper 8000 --cropper-refine 4000 --card-types mixed --capture wild
+  step cropper_refine_val.npz --split val --seed 2 --flat 300 --lines 1000 --cropper 600 --cropper-refine 300 --card-types mixed --capture wild
   # the reader's card crops: as many in mild capture as in wild (wild alone costs it precision on clean cards)
   local only="--flat 0 --lines 0 --cropper 0 --card-types mixed"
-  $PY -m training.make_data --split train --seed 1 $only --reader-cards 2000 --capture mild
-  $PY -m training.make_data --split train --seed 3 $only --reader-cards 2000 --capture wild
-  $PY -m training.make_data --split val --seed 2 $only --reader-cards 200 --capture mild
+  step reader_cards-mild_train.npz --split train --seed 1 $only --reader-cards 2000 --capture mild
+  step reader_cards-wild_train.npz --split train --seed 3 $only --reader-cards 2000 --capture wild
+  step reader_cards-mild_val.npz --split val --seed 2 $only --reader-cards 200 --capture mild
   # and a second batch of each, on seeds of their own: the reader was still learning from more cards
-  $PY -m training.make_data --split train --seed 11 $only --reader-cards 4000 --reader-cards-tag b --capture mild
-  $PY -m training.make_data --split train --seed 13 $only --reader-cards 4000 --reader-cards-tag b --capture wild
+  step reader_cards-mild-b_train.npz --split train --seed 11 $only --reader-cards 4000 --reader-cards-tag b --capture mild
+  step reader_cards-wild-b_train.npz --split train --seed 13 $only --reader-cards 4000 --reader-cards-tag b --capture wild
 }
-if [ "${1:-}" = data ]; then data; exit; fi
-[ -f data/cache/cropper_train.npz ] && [ -f data/cache/reader_cards-wild-b_train.npz ] || data
+data
+if [ "${1:-}" = data ]; then exit; fi
 # INIT=1: start from the served net's committed weights
 init() {
   [ -n "${INIT:-}" ] || return 0
