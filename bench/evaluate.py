@@ -85,10 +85,6 @@ def trained_card_types(models_dir: Path = MODELS_DIR) -> tuple[str, ...]:
     return common_card_types(card_types_by_model(models_dir))
 
 
-# read once: the report names each model's types, and which types some model has not seen
-CARD_TYPES_BY_MODEL: dict[str, tuple[str, ...]] = card_types_by_model()
-TRAINED_CARD_TYPES: tuple[str, ...] = common_card_types(CARD_TYPES_BY_MODEL)
-
 # Issue 3's targets: figure key -> (comparison, threshold, what it says)
 TARGETS: dict[str, tuple[str, float, str]] = {
     "mean_corner_error_pct": ("<=", 1.0, "mean corner error (% of card diagonal)"),
@@ -491,12 +487,15 @@ def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int 
         seconds["tesseract"] = round(time.perf_counter() - t0, 1)
 
     cards = [i for i in items if i.has_card]
+    by_model = card_types_by_model()
+    trained = common_card_types(by_model)
     report: dict[str, Any] = {
         "data": "synthetic photographed cards (fvi.synth) and synthetic card-free photos; no real ID cards",
         "seed": seed,
         "card_types": list(card_types),
-        "trained_card_types": [t for t in card_types if t in TRAINED_CARD_TYPES],
-        "untrained_card_types": [t for t in card_types if t not in TRAINED_CARD_TYPES],
+        "trained_card_types": [t for t in card_types if t in trained],
+        "untrained_card_types": [t for t in card_types if t not in trained],
+        "card_types_by_model": {net: list(types) for net, types in by_model.items()},
         "cards_per_type": cards_per_type,
         "capture": capture,
         "cards": len(cards),
@@ -598,7 +597,7 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
         lines += [f"Command: `{r['command']}` (`make eval`; `make eval CARDS=60` for a quick run). "
                   f"Seconds: {', '.join(f'{k} {v}' for k, v in r['seconds'].items())}.", ""]
     if r.get("untrained_card_types"):
-        by_model = "; ".join(f"{net}: {', '.join(types)}" for net, types in CARD_TYPES_BY_MODEL.items())
+        by_model = "; ".join(f"{net}: {', '.join(types)}" for net, types in r.get("card_types_by_model", {}).items())
         lines += [f"> Not every committed model is trained on every type ({by_model}): "
                   f"{', '.join(r['untrained_card_types'])} {'is' if len(r['untrained_card_types']) == 1 else 'are'} "
                   "new to at least one of them. The overall figures mix the types; the \"card type\" rows under "

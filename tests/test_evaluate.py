@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bench import tesseract_peer
-from bench.evaluate import TRAINED_CARD_TYPES, corner_errors, trained_card_types, ensure_test_set, evaluate, slices, write_report
+from bench.evaluate import corner_errors, trained_card_types, ensure_test_set, evaluate, slices, write_report
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.dataset import generate
 
@@ -35,7 +35,7 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
     paths = write_report(report, items, outcomes, tmp_path / "reports", failures=3)
 
     assert report["card_types"] == list(QUICK_CARD_TYPES)
-    assert report["untrained_card_types"] == [t for t in QUICK_CARD_TYPES if t not in TRAINED_CARD_TYPES]
+    assert report["untrained_card_types"] == [t for t in QUICK_CARD_TYPES if t not in trained_card_types()]
     served = report["systems"]["ensemble"]["overall"]
     assert (served["cards"], served["card_free_images"]) == (CARDS * len(QUICK_CARD_TYPES), NO_CARD_IMAGES)
     for figure, floor in FLOORS.items():
@@ -97,7 +97,7 @@ def test_trained_types_are_what_every_model_card_records(tmp_path):
     cards["cropper"] = cards["detector"]
     (tmp_path / "cropper.metrics.json").write_text(json.dumps(cards["cropper"]))
     assert trained_card_types(tmp_path) == ("cccd_chip_2021", "cccd_2016")
-    assert set(TRAINED_CARD_TYPES) <= set(CARD_TYPES)
+    assert set(trained_card_types()) <= set(CARD_TYPES)
 
 
 def test_a_type_tested_alone_gets_the_photos_of_the_full_set(tmp_path):
