@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,15 @@ CARD_TYPES: tuple[str, ...] = ("cccd_chip_2021", "cccd_2016", "can_cuoc_2024")
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
+@lru_cache(maxsize=None)
+def load_template(card_type: str) -> dict:
+    """fvi/templates/<card type>.json, read once per process: the schema and the card renderer share it."""
+    return json.loads((TEMPLATE_DIR / f"{card_type}.json").read_text(encoding="utf-8"))
+
+
 def _front_layout(card_type: str) -> dict[str, int]:
     """The fields a card type prints on its front, as its template lays them out -> how many lines each takes."""
-    template = json.loads((TEMPLATE_DIR / f"{card_type}.json").read_text(encoding="utf-8"))
+    template = load_template(card_type)
     lines = {f["field"]: len(f["lines"]) for f in template["fields"]}
     unknown = set(lines) - set(FIELDS)
     if unknown or template["card_type"] != card_type:

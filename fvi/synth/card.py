@@ -1,7 +1,6 @@
 """Render a flat card from a template file (layout as data) and an identity."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from fvi.schema import TEMPLATE_DIR
+from fvi.schema import load_template
 from fvi.synth.identity import Identity
 
 FONT_DIRS = [Path("/usr/share/fonts/truetype")]
@@ -40,11 +39,6 @@ def available_font_families() -> list[tuple[Path, Path]]:
 @lru_cache(maxsize=256)
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
-
-
-@lru_cache(maxsize=16)
-def load_template(card_type: str) -> dict:
-    return json.loads((TEMPLATE_DIR / f"{card_type}.json").read_text(encoding="utf-8"))
 
 
 @dataclass
