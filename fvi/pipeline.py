@@ -52,7 +52,12 @@ def stage_decode(data: bytes) -> Decoded:
     Only these 200 kB travel on: card_warp decodes the photo again at working size from the request's
     own bytes, which costs less than moving megabytes of pixels between two Triton steps.
     """
-    return first_look_input(decode_photo(data, at_least=CROPPER_DECODE_SIDE))
+    return first_look_input(first_look_photo(data))
+
+
+def first_look_photo(data: bytes) -> Photo:
+    """The reduced decode the cropper's first look is made from (JPEG: DCT scaling, the cheap part)."""
+    return decode_photo(data, at_least=CROPPER_DECODE_SIDE)
 
 
 def first_look_input(photo: Photo) -> Decoded:

@@ -171,8 +171,7 @@ def calibrate(a) -> dict:
     """
     from bench.evaluate import DATA_ROOT, ensure_test_set
     from fvi.geometry import quad_is_plausible
-    from fvi.image_io import decode_photo
-    from fvi.pipeline import CROPPER_DECODE_SIDE, first_look_input, onnx_session
+    from fvi.pipeline import first_look_input, first_look_photo, onnx_session
     from fvi.synth.photo import CAPTURE_STYLES
 
     sess = onnx_session(Path(a.onnx))
@@ -183,7 +182,7 @@ def calibrate(a) -> dict:
         peaks: dict[bool, list[float]] = {True: [], False: []}
         for item in tqdm(ensure_test_set(DATA_ROOT, a.seed, a.cards_per_type, a.card_free, style=style),
                          desc=f"first look, {capture}", unit="photo"):
-            photo = decode_photo(item.path.read_bytes(), at_least=CROPPER_DECODE_SIDE)  # as stage_decode does
+            photo = first_look_photo(item.path.read_bytes())  # decoded once, as stage_decode does
             d = first_look_input(photo)
             width, height = photo.size
             res = cropper.decode(sess.run(None, {"image": d.cropper_input})[0][0], Letterbox.from_array(d.letterbox),
