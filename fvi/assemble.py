@@ -92,7 +92,8 @@ def normalize_field(name: str, value: str) -> str:
         key = value.casefold()
         return {"nam": "Nam", "nữ": "Nữ", "nu": "Nữ"}.get(key) or snap(value, validate.SEXES, max_ratio=0.34)
     if name == "nationality" and value:
-        return snap(value, (validate.NATIONALITY,))
+        # these cards are issued to citizens only: a reading sharing half its letters with "Việt Nam" is it
+        return snap(value, (validate.NATIONALITY,), max_ratio=0.5)
     return value
 
 
