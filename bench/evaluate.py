@@ -161,20 +161,24 @@ def evaluation_style(capture: str) -> CaptureStyle:
 
 
 def ensure_test_set(root: Path, seed: int, cards_per_type: int, no_card_images: int,
-                    card_types: Iterable[str] = CARD_TYPES, style: CaptureStyle = MILD) -> list[Item]:
+                    card_types: Iterable[str] = CARD_TYPES, style: CaptureStyle = MILD,
+                    invented_words: bool = False) -> list[Item]:
     """Generate what is missing under root/<seed>/ and return the first N items of every folder.
 
     A folder is regenerated whole when it holds fewer photos than asked (generation is sequential
     for a seed, so a larger set starts with the smaller one's photos).
     """
     base = root / (str(seed) if style == MILD else f"{seed}-{style.name}" + ("" if style.wallpaper_set == "all" else f"-{style.wallpaper_set}"))
+    if invented_words:
+        base = base.with_name(base.name + "-invented")
     for card_type in card_types:
         folder = base / card_type
         if _complete(folder, cards_per_type):
             continue
         folder.mkdir(parents=True, exist_ok=True)
         t = CARD_TYPES.index(card_type)  # a type's photos do not depend on which other types are asked for
-        for s in tqdm(generate(cards_per_type, seed + t, card_type, style=style), total=cards_per_type,
+        for s in tqdm(generate(cards_per_type, seed + t, card_type, style=style, invented_words=invented_words),
+                      total=cards_per_type,
                       desc=f"test set {card_type}", unit="card"):
             truth = s.ground_truth()
             truth["measured"] = measured_conditions(s.capture.image, s.capture.corners)
@@ -448,13 +452,14 @@ def _wild_slices(c: dict) -> dict[str, str]:
 def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int | None = None,
              tesseract_cards: int = 100, triton_url: str | None = None, data_root: Path = DATA_ROOT,
              concurrency: int = 8, threads: int = 2, tesseract: bool = True,
-             card_types: Iterable[str] = CARD_TYPES, capture: str = MILD.name
+             card_types: Iterable[str] = CARD_TYPES, capture: str = MILD.name, invented_words: bool = False
              ) -> tuple[dict, list[Item], dict[str, dict[str, Outcome]]]:
     """Build/reuse the test set, run every system, score them. Returns the report and the raw outcomes."""
     card_types = tuple(card_types)
     if no_card_images is None:
         no_card_images = max(10, cards_per_type * len(card_types) // 5)
-    items = ensure_test_set(data_root, seed, cards_per_type, no_card_images, card_types, evaluation_style(capture))
+    items = ensure_test_set(data_root, seed, cards_per_type, no_card_images, card_types, evaluation_style(capture),
+                            invented_words)
     seconds: dict[str, float] = {}
     outcomes: dict[str, dict[str, Outcome]] = {}
 
@@ -498,6 +503,7 @@ def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int 
         "card_types_by_model": {net: list(types) for net, types in by_model.items()},
         "cards_per_type": cards_per_type,
         "capture": capture,
+        "words": "invented" if invented_words else "name lists",
         "cards": len(cards),
         "card_free_images": len(items) - len(cards),
         "tesseract_version": tess_version,
@@ -591,8 +597,11 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
              f"**All figures are on synthetic data**: {r['cards']} photographed synthetic cards "
              f"({r['cards_per_type']} per card type: {', '.join(r['card_types'])}) and {r['card_free_images']} "
              f"synthetic card-free photos, generated with seed {r['seed']} (never used for training), capture "
-             f"style {r.get('capture', MILD.name)} (fvi.synth.photo.CaptureStyle). "
-             f"No real ID card was seen.", ""]
+             f"style {r.get('capture', MILD.name)} (fvi.synth.photo.CaptureStyle), "
+             + ("names and places of random syllables (`--invented-words`: no word of the name lists the training "
+                "cards drew from). " if r.get("words") == "invented" else "names and places from the generator's name "
+                "lists (`--invented-words` tests without them). ")
+             + "No real ID card was seen.", ""]
     if r.get("command"):
         lines += [f"Command: `{r['command']}` (`make eval`; `make eval CARDS=60` for a quick run). "
                   f"Seconds: {', '.join(f'{k} {v}' for k, v in r['seconds'].items())}.", ""]
@@ -775,6 +784,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight to the ensemble")
     ap.add_argument("--threads", type=int, default=2, help="threads for the in-process pipeline and Tesseract")
     ap.add_argument("--failures", type=int, default=6, help="annotated failure images to write")
+    ap.add_argument("--invented-words", action="store_true",
+                    help="test cards whose names, streets, communes and districts are random syllables "
+                         "(fvi.synth.identity.invent_words): how the models read names no list taught them")
     ap.add_argument("--data", type=Path, default=DATA_ROOT, help="where test sets live (default data/eval)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "reports")
     a = ap.parse_args(argv)
@@ -783,7 +795,8 @@ def main(argv: list[str] | None = None) -> None:
     if not a.card_types or set(a.card_types) - set(CARD_TYPES):
         ap.error(f"--card-types: choose from {', '.join(CARD_TYPES)}")
     report, items, outcomes = evaluate(a.cards_per_type, a.seed, a.no_card_images, a.tesseract_cards, a.triton_url,
-                                       a.data, a.concurrency, a.threads, card_types=a.card_types, capture=a.capture)
+                                       a.data, a.concurrency, a.threads, card_types=a.card_types, capture=a.capture,
+                                       invented_words=a.invented_words)
     paths = write_report(report, items, outcomes, a.out, a.failures)
     print(paths["markdown"].read_text(encoding="utf-8").split("## Side by side")[0])
     print(f"written: {paths['markdown']}, {paths['json']}, {paths['failures']}/")

@@ -109,3 +109,12 @@ def test_a_type_tested_alone_gets_the_photos_of_the_full_set(tmp_path):
     truth = items[0].truth
     assert truth["absent_fields"] == [f for f in FIELDS if f not in CARD_FIELDS["can_cuoc_2024"]]
     assert all(truth["fields"][f] == "" for f in truth["absent_fields"]) and truth["fields"]["id_number"]
+
+
+def test_invented_word_cards_are_a_test_set_of_their_own(tmp_path):
+    """`--invented-words`: the same cards' layout, IDs and dates, names no list holds, kept apart on disk."""
+    listed = ensure_test_set(tmp_path, 4300, 1, 0, ("cccd_2016",))
+    invented = ensure_test_set(tmp_path, 4300, 1, 0, ("cccd_2016",), invented_words=True)
+    assert invented[0].path.parent.parent.name == "4300-invented" != listed[0].path.parent.parent.name
+    a, b = listed[0].truth["fields"], invented[0].truth["fields"]
+    assert a["id_number"] == b["id_number"] and a["full_name"] != b["full_name"]

@@ -5,6 +5,7 @@ import functools
 import hashlib
 import itertools
 import json
+import unicodedata
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.card import CardRenderer, available_font_families, load_template
 from fvi.synth.dataset import generate, load_ground_truth, write
 from fvi.synth.dataset import main as dataset_main
-from fvi.synth.identity import Identity, IdentityFactory
+from fvi.charset import is_encodable
+from fvi.synth.identity import STRUCTURE_WORDS, Identity, IdentityFactory, invent_words
+from fvi.synth.syllables import syllable, tone_index
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -349,3 +352,34 @@ def test_a_further_batch_of_reader_cards_lands_beside_the_first_with_its_command
     made = json.loads((tmp_path / "train.make_data.json").read_text())
     assert "--seed 6" in made["reader_cards-mild-b_train.npz"]["command"]
     assert "--seed 5" in made["reader_cards-mild_train.npz"]["command"]  # the first batch's record is kept
+
+
+def test_invented_words_keep_the_card_and_drop_the_name_lists():
+    """Cards for testing (and training) the reader on names no list holds: same layout, same ID rules."""
+    listed, invented = IdentityFactory(5), IdentityFactory(5, invented_words=True)
+    for _ in range(20):
+        a, b = listed.make(), invented.make()
+        assert (a.id_number, a.date_of_birth, a.sex, a.date_of_expiry) == (b.id_number, b.date_of_birth, b.sex, b.date_of_expiry)
+        assert b.full_name == b.full_name.upper() and b.full_name != a.full_name
+        for field in ("place_of_origin", "place_of_residence"):
+            # the province (what the card guarantees) and the words that say what a part is stay
+            assert b.__dict__[field].rsplit(", ", 1)[1] == a.__dict__[field].rsplit(", ", 1)[1]
+            words_a, words_b = a.__dict__[field].split(" "), b.__dict__[field].split(" ")
+            assert len(words_a) == len(words_b) and words_a != words_b
+            assert all(wb == wa for wa, wb in zip(words_a, words_b) if wa.rstrip(",") in STRUCTURE_WORDS)
+        assert all(is_encodable(v) for v in b.fields().values())
+    assert IdentityFactory(9, invented_words=True).make() == IdentityFactory(9, invented_words=True).make()
+
+
+def test_invented_words_are_syllables_in_the_case_of_the_word_they_replace():
+    rng = np.random.default_rng(0)
+    out = invent_words("Số 9 Đường Đinh Bộ Lĩnh, Phường An Phú, Thành phố Vinh", rng)
+    words = out.replace(",", "").split(" ")
+    assert words[:3] == ["Số", "9", "Đường"] and words[6:7] == ["Phường"] and words[9:11] == ["Thành", "phố"]
+    assert all(w[0].isupper() for w in words[3:6] + words[7:9] + words[11:])
+    assert out.count(",") == 2 and unicodedata.is_normalized("NFC", out)
+    assert invent_words("NGUYỄN VĂN AN", rng, keep=frozenset()).isupper()
+    # every syllable spells a tone where Vietnamese puts it, and stays inside the reader's charset
+    sample = {syllable(rng) for _ in range(3000)}
+    assert all(is_encodable(s) for s in sample) and len(sample) > 2000
+    assert tone_index("oa") == 0 and tone_index("oan") == 1 and tone_index("ươn") == 1 and tone_index("uyên") == 2

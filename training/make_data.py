@@ -46,9 +46,11 @@ MIN_SOURCE_LINE_PX = 8.0
 
 
 def _chunk(args: tuple) -> tuple[int, CaptureStyle, np.random.Generator, IdentityFactory, TypedRenderers]:
-    """A worker's share (seed, count, card types, capture style): its count, style and own generators."""
+    """A worker's share (seed, count, card types, capture style, invented words): its count, style and own generators."""
     seed, n, *rest = args
-    return n, _style(rest), np.random.default_rng(seed), IdentityFactory(seed), TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES)
+    invented = len(rest) > 2 and rest[2]
+    return (n, _style(rest), np.random.default_rng(seed), IdentityFactory(seed, invented_words=invented),
+            TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES))
 
 
 def _cropper_arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +211,10 @@ def main() -> None:
     ap.add_argument("--reader-cards-tag", default="",
                     help="names a further batch of --reader-cards, with its own --seed, next to those already made: "
                          "reader_cards-<capture>-<tag>_<split>.npz, trained on as --data cards-<capture>-<tag>")
+    ap.add_argument("--invented-words", action="store_true",
+                    help="--reader-cards with names, streets, communes and districts of random syllables "
+                         "(fvi.synth.identity.invent_words), into reader_cards-<capture>-invented[-<tag>]_<split>.npz: "
+                         "card crops with no word the name lists hold")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--card-types", default=",".join(DEFAULT_CARD_TYPES),
                     help=f"comma-separated card types for the cropper and detector/reader cards, one drawn per card, "
@@ -217,7 +223,7 @@ def main() -> None:
                     help="capture style (fvi.synth.photo): mild (default) or wild (issue 3's range; its photographic "
                          "backgrounds come from the training part of the wallpapers)")
     a = ap.parse_args()
-    reader_kind = f"cards-{a.capture}" + (f"-{a.reader_cards_tag}" if a.reader_cards_tag else "")
+    reader_kind = f"cards-{a.capture}" + ("-invented" if a.invented_words else "") + (f"-{a.reader_cards_tag}" if a.reader_cards_tag else "")
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
     except ValueError as e:
@@ -242,7 +248,8 @@ def main() -> None:
                  line_box=np.stack([l[2] for l in det_lines]).astype(np.float32))
         np.savez(a.out / f"reader_cards_{a.split}.npz", **_pack_crops(crops))
     if a.reader_cards:
-        crops = [c for part in _run(_reader_cards_chunk, a.reader_cards, a.seed + 19, a.workers, extra=(types, a.capture))
+        crops = [c for part in _run(_reader_cards_chunk, a.reader_cards, a.seed + 19, a.workers,
+                                    extra=(types, a.capture, a.invented_words))
                  for c in part]
         np.savez(a.out / f"reader_{reader_kind}_{a.split}.npz", **_pack_crops(crops))
     if a.lines:

@@ -82,11 +82,12 @@ class TypedRenderers:
 
 
 def generate(count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None,
-             style: CaptureStyle = MILD) -> Iterator[Sample]:
+             style: CaptureStyle = MILD, invented_words: bool = False) -> Iterator[Sample]:
     """`count` photographed cards of `card_type` ("mixed": any of CARD_TYPES), or of a type drawn per card
-    from `card_types`, captured in `style` (fvi.synth.photo). The same arguments give the same samples."""
+    from `card_types`, captured in `style` (fvi.synth.photo), their names and places from the name lists or
+    invented (fvi.synth.identity.invent_words). The same arguments give the same samples."""
     rng = np.random.default_rng(seed)
-    ids, renderers = IdentityFactory(seed), TypedRenderers(resolve_card_types(card_type, card_types))
+    ids, renderers = IdentityFactory(seed, invented_words), TypedRenderers(resolve_card_types(card_type, card_types))
     for i in range(count):
         identity = ids.make()
         renderer = renderers.pick(rng)
@@ -98,9 +99,10 @@ def load_ground_truth(folder: Path) -> list[tuple[Path, dict]]:
 
 
 def write(out: Path, count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None,
-          style: CaptureStyle = MILD) -> None:
+          style: CaptureStyle = MILD, invented_words: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for s in tqdm(generate(count, seed, card_type, card_types, style), total=count, desc=f"cards → {out}", unit="card"):
+    for s in tqdm(generate(count, seed, card_type, card_types, style, invented_words), total=count, desc=f"cards → {out}",
+                  unit="card"):
         (out / f"{s.name}.jpg").write_bytes(s.capture.jpeg)
         (out / f"{s.name}.json").write_text(json.dumps(s.ground_truth(), ensure_ascii=False, indent=1), encoding="utf-8")
 
@@ -116,12 +118,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated types to draw from per card (overrides --card-type)")
     ap.add_argument("--capture", default=MILD.name, choices=sorted(CAPTURE_STYLES),
                     help="capture style: mild (what the committed models know) or wild (issue 3's range); default %(default)s")
+    ap.add_argument("--invented-words", action="store_true",
+                    help="names, streets, communes and districts of random syllables instead of the name lists' words")
     a = ap.parse_args(argv)
     try:
         types = resolve_card_types(a.card_type, a.card_types)
     except ValueError as e:
         ap.error(str(e))
-    write(a.out, a.count, a.seed, card_types=types, style=CAPTURE_STYLES[a.capture])
+    write(a.out, a.count, a.seed, card_types=types, style=CAPTURE_STYLES[a.capture], invented_words=a.invented_words)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from dataclasses import dataclass
 
+import numpy as np
 from faker import Faker
 
 from fvi.charset import is_encodable, normalize
+from fvi.synth.syllables import syllable
 from fvi.validate import EXPIRY_AGES, NO_EXPIRY, PROVINCES, century_sex_digit, province_phrase
 
 @dataclass
@@ -42,6 +45,26 @@ def expiry_for(dob: dt.date, issued: dt.date) -> str:
     return NO_EXPIRY
 
 
+# the words that say what a part of an address is; the names between them are what invent_words replaces
+STRUCTURE_WORDS = frozenset("Số số Hẻm Ngõ Ngách Khu Khóm Ấp Tổ Phố phố Đường đường Xã xã Phường Thị trấn Huyện Quận "
+                            "Thành".split())
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def invent_words(text: str, rng: np.random.Generator, keep: frozenset[str] = STRUCTURE_WORDS) -> str:
+    """Each name in the text → a random syllable in the same case ("Số 9 Đường Đinh Bộ Lĩnh" → "Số 9 Đường
+    Khuổi Gặp Tiềm"): a card's layout and structure with none of the name lists' words."""
+    def invent(m: re.Match) -> str:
+        word = m.group()
+        if word in keep:
+            return word
+        new = syllable(rng)
+        if len(word) > 1 and word.isupper():
+            return new.upper()
+        return new[:1].upper() + new[1:] if word[0].isupper() else new
+    return _WORD.sub(invent, text)
+
+
 def _district(fake: Faker, rng: random.Random) -> str:
     kind = rng.choice(["Huyện", "Quận", "Thị xã", "Thành phố"])
     given = fake.first_name_male if rng.random() < 0.5 else fake.first_name_female
@@ -55,12 +78,20 @@ def _commune(fake: Faker, rng: random.Random) -> str:
 
 
 class IdentityFactory:
-    """Deterministic for a seed: same seed, same sequence of identities."""
+    """Deterministic for a seed: same seed, same sequence of identities.
 
-    def __init__(self, seed: int) -> None:
+    invented_words: names, streets, communes and districts made of random syllables (invent_words), so a
+    reader trained on them learns letters and marks rather than which names the lists hold.
+    """
+
+    def __init__(self, seed: int, invented_words: bool = False) -> None:
         self.rng = random.Random(seed)
         self.fake = Faker("vi_VN")
         self.fake.seed_instance(seed)
+        self.invent = np.random.default_rng(seed) if invented_words else None
+
+    def _words(self, text: str, keep: frozenset[str] = STRUCTURE_WORDS) -> str:
+        return text if self.invent is None else invent_words(text, self.invent, keep)
 
     def _name(self, sex: str) -> str:
         f, rng = self.fake, self.rng
@@ -70,12 +101,12 @@ class IdentityFactory:
             middle = ["Thị"] + middle[:1]
         elif sex == "Nam" and rng.random() < 0.3:
             middle = ["Văn"] + middle[:1]
-        return " ".join([f.last_name(), *middle, first]).upper()
+        return self._words(" ".join([f.last_name(), *middle, first]), keep=frozenset()).upper()
 
     def _place(self, code: str, with_street: bool) -> str:
-        parts = [_commune(self.fake, self.rng), _district(self.fake, self.rng), province_phrase(code)]
+        parts = [self._words(_commune(self.fake, self.rng)), self._words(_district(self.fake, self.rng)), province_phrase(code)]
         if with_street:
-            parts.insert(0, self.fake.street_address())
+            parts.insert(0, self._words(self.fake.street_address()))
         return ", ".join(parts)
 
     def make(self) -> Identity:
