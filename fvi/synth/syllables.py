@@ -1,9 +1,9 @@
-"""Vietnamese syllables built from the spelling rules, in random order: reader text with no word prior.
+"""Vietnamese syllables built from the spelling rules, for names no list holds (fvi.synth.identity.invent_words).
 
-The card crops teach the reader the generator's names and streets as well as their letters. Where a line
-wraps, the first word has no context and the reader falls back on the spelling it saw most ("Đinh Bộ |
-Lĩnh" is read "Linh", "đường | số 8" is read "Số 8"). Lines of random syllables, each tone as likely as
-any other, keep the letters and marks and drop the prior, so other name and address lists read as well.
+Card crops teach the reader the generator's names and streets as well as their letters: where a line wraps,
+the first word has no context and the reader falls back on the spelling it saw most ("Đinh Bộ | Lĩnh" is read
+"Linh", "đường | số 8" is read "Số 8"). Random syllables, each tone as likely as another, keep the letters
+and marks and drop that prior.
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def tone_index(rhyme: str) -> int:
     if modified:
         return modified[-1]  # ươ: on the ơ
     if len(vowels) == 1 or vowels[-1] < len(rhyme) - 1:
-        return vowels[-1]  # one vowel, or a final consonant: the last vowel (hoàn, thuyết)
-    return vowels[-2] if len(vowels) >= 2 else vowels[0]  # open rhyme: the vowel before the last (hòa, mái)
+        return vowels[-1]  # one vowel, or a final consonant: the last vowel (hoàn, thoát)
+    return vowels[-2]  # open rhyme: the vowel before the last (hòa, mái)
 
 
 def spell_onset(onset: str, rhyme: str) -> str:
@@ -45,6 +45,7 @@ def spell_onset(onset: str, rhyme: str) -> str:
 
 
 def syllable(rng: np.random.Generator) -> str:
+    """One onset, rhyme and tone drawn uniformly, spelt (c/k, g/gh, ng/ngh) and NFC-composed."""
     rhyme = RHYMES[int(rng.integers(len(RHYMES)))]
     onset = ONSETS[int(rng.integers(len(ONSETS)))]
     if onset == "qu" and rhyme.startswith(("u", "o")):
@@ -57,22 +58,3 @@ def syllable(rng: np.random.Generator) -> str:
     marked = rhyme[: k + 1] + tone + rhyme[k + 1 :]
     return unicodedata.normalize("NFC", spell_onset(onset, rhyme) + marked)
 
-
-def syllable_line(rng: np.random.Generator) -> str:
-    """1-9 syllables, cased as cards print them (Title for names and places, UPPER names, lower words),
-    now and then a comma or a number between them, as in an address."""
-    words = [syllable(rng) for _ in range(int(rng.integers(1, 10)))]
-    case = rng.random()
-    if case < 0.5:
-        words = [w[:1].upper() + w[1:] for w in words]
-    elif case < 0.7:
-        words = [w.upper() for w in words]
-    elif case < 0.8:
-        words[0] = words[0][:1].upper() + words[0][1:]
-    out = []
-    for w in words:
-        r = rng.random()
-        if r < 0.08:
-            out.append(str(int(rng.integers(1, 1000))) + ("/" + str(int(rng.integers(1, 100))) if rng.random() < 0.3 else ""))
-        out.append(w + ("," if rng.random() < 0.12 else ""))
-    return " ".join(out).rstrip(",")
