@@ -20,11 +20,17 @@ data() {  # all three card types, wild capture (`train_all.sh data`: only this, 
   step reader_cards-mild_train.npz --split train --seed 1 $only --reader-cards 2000 --capture mild
   step reader_cards-wild_train.npz --split train --seed 3 $only --reader-cards 2000 --capture wild
   step reader_cards-mild_val.npz --split val --seed 2 $only --reader-cards 200 --capture mild
-  # and two more batches of each, on seeds of their own: the reader was still learning from more cards
+  # and three more batches of each, on seeds of their own: the reader was still learning from more cards
   step reader_cards-mild-b_train.npz --split train --seed 11 $only --reader-cards 4000 --reader-cards-tag b --capture mild
   step reader_cards-wild-b_train.npz --split train --seed 13 $only --reader-cards 4000 --reader-cards-tag b --capture wild
   step reader_cards-mild-c_train.npz --split train --seed 21 $only --reader-cards 4000 --reader-cards-tag c --capture mild
   step reader_cards-wild-c_train.npz --split train --seed 23 $only --reader-cards 4000 --reader-cards-tag c --capture wild
+  step reader_cards-mild-d_train.npz --split train --seed 31 $only --reader-cards 4000 --reader-cards-tag d --capture mild
+  step reader_cards-wild-d_train.npz --split train --seed 33 $only --reader-cards 4000 --reader-cards-tag d --capture wild
+  # cards whose names and places are random syllables: the reader learns marks, not the name lists' words
+  step reader_cards-mild-invented_train.npz --split train --seed 41 $only --reader-cards 4000 --invented-words --capture mild
+  step reader_cards-mild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture mild
+  step reader_cards-wild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture wild
 }
 data
 if [ "${1:-}" = data ]; then exit; fi
@@ -38,7 +44,7 @@ init() {
   $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 $(init cropper 0.001) && $PY -m training.cropper export
 ) > data/logs/detector_cropper.log 2>&1 &
 maps=$!
-$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
+$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
 $PY -m training.reader export >> data/logs/reader.log 2>&1
 wait $maps
 echo "done: models/*.onnx, models/*.md (logs in data/logs)"
