@@ -598,8 +598,8 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
              f"({r['cards_per_type']} per card type: {', '.join(r['card_types'])}) and {r['card_free_images']} "
              f"synthetic card-free photos, generated with seed {r['seed']} (never used for training), capture "
              f"style {r.get('capture', MILD.name)} (fvi.synth.photo.CaptureStyle), "
-             + ("names and places of random syllables (`--invented-words`: no word of the name lists the training "
-                "cards drew from). " if r.get("words") == "invented" else "names and places from the generator's name "
+             + ("names and places of random syllables (`--invented-words`: none of the generator's name lists' "
+                "words). " if r.get("words") == "invented" else "names and places from the generator's name "
                 "lists (`--invented-words` tests without them). ")
              + "No real ID card was seen.", ""]
     if r.get("command"):

@@ -10,12 +10,12 @@ import unicodedata
 import numpy as np
 import pytest
 
+from fvi.charset import is_encodable
 from fvi.geometry import warp_card
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.card import CardRenderer, available_font_families, load_template
 from fvi.synth.dataset import generate, load_ground_truth, write
 from fvi.synth.dataset import main as dataset_main
-from fvi.charset import is_encodable
 from fvi.synth.identity import STRUCTURE_WORDS, Identity, IdentityFactory, invent_words
 from fvi.synth.syllables import syllable, tone_index
 
