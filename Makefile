@@ -37,10 +37,10 @@ load-test: engines ## gateway under load with a Triton restart midway -> reports
 accuracy: engines ## end-to-end exact match per field on held-out synthetic cards -> reports/accuracy.md
 	$(PY) -m bench.accuracy --cards 200
 
+EVAL_SET = $(if $(filter wild,$(CAPTURE)),_wild)$(if $(filter invented,$(WORDS)),_invented)
 eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type; CAPTURE=wild -> reports/eval_wild/; WORDS=invented -> reports/eval_invented/)
 	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500) $(if $(filter wild,$(CAPTURE)),--capture wild) \
-		$(if $(filter invented,$(WORDS)),--invented-words) \
-		--out reports$(if $(filter wild invented,$(CAPTURE) $(WORDS)),/eval$(if $(filter wild,$(CAPTURE)),_wild)$(if $(filter invented,$(WORDS)),_invented))
+		$(if $(filter invented,$(WORDS)),--invented-words) --out reports$(if $(EVAL_SET),/eval$(EVAL_SET))
 
 train-data: setup-train ## cached synthetic training data (data/cache): all card types, wild capture
 	bash training/train_all.sh data

@@ -53,7 +53,8 @@ def syllable(rng: np.random.Generator) -> str:
     if onset and rhyme.startswith("yê"):  # yên, yêu stand alone; after a consonant they are spelt iên, iêu
         rhyme = "i" + rhyme[1:]
     stop = rhyme.endswith(("c", "ch", "p", "t"))
-    tone = (STOP_TONES if stop else TONES)[int(rng.integers(2 if stop else 6))]
+    tones = STOP_TONES if stop else TONES
+    tone = tones[int(rng.integers(len(tones)))]
     k = tone_index(rhyme)
     marked = rhyme[: k + 1] + tone + rhyme[k + 1 :]
     return unicodedata.normalize("NFC", spell_onset(onset, rhyme) + marked)
