@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -78,18 +78,18 @@ def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
 
 def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
                     ) -> cropper.CornerResult:
-    """The cropper's second look, zoomed on the card its first look found (fvi.cropper.refine_view).
+    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view).
 
-    The first look decides whether there is a card; the second places the corners. Should the second
-    not see all four corners, the first look's stand.
+    When the first look found the card, the second places the corners; should it not see all four, the
+    first look's stand. When the first did not, the second may still find it (fvi.cropper.second_look_finds).
     """
-    if not first.found:
-        return first
     view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
     heatmaps = run_cropper(view[None])
     second = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), lb.of_reduced(photo.scale),
                             (photo.size[1], photo.size[0]))
-    return second if second.found else first
+    if first.found:
+        return second if second.found else first
+    return replace(second, found=True) if cropper.second_look_finds(first, second) else first
 
 
 def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray,

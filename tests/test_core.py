@@ -94,6 +94,26 @@ def test_cropper_decode_finds_peaks_with_subcell_precision():
     assert not cropper.decode(hm * 0.1, Letterbox(1.0, 0.0, 0.0), (256, 256)).found
 
 
+def _look(scores, plausible=True):
+    scores = np.array(scores, np.float32)
+    return cropper.CornerResult(bool(scores.min() >= cropper.CORNER_THRESHOLD and plausible), np.zeros((4, 2), np.float32),
+                                scores, float(scores.min()), plausible)
+
+
+@pytest.mark.parametrize("first, second, finds", [
+    (_look([0.9, 0.8, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.06]), True),  # a finger over one corner
+    (_look([0.9, 0.8, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.02]), False),  # the zoomed look sees it no better
+    (_look([0.9, 0.8, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.5], plausible=False), False),
+    (_look([0.9, 0.2, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.06]), False),  # two weak corners: ...
+    (_look([0.9, 0.2, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.45]), True),  # ... unless the second look is sure
+    (_look([0.5, 0.4, 0.6, 0.3], plausible=False), _look([0.8, 0.6, 0.7, 0.5]), True),  # one peak off the card
+    (_look([0.9, 0.8, 0.7, 0.04], plausible=False), _look([0.9, 0.8, 0.7, 0.2]), False),
+    (_look([0.1, 0.05, 0.08, 0.03]), _look([0.2, 0.1, 0.15, 0.11]), False),  # as on card-free photos
+])
+def test_the_second_look_finds_a_card_the_first_half_saw(first, second, finds):
+    assert cropper.second_look_finds(first, second) is finds
+
+
 @pytest.mark.parametrize("photo_shape, quad", [
     ((900, 1200), [[300, 200], [700, 260], [680, 500], [280, 450]]),  # a card in the middle
     ((3000, 4000), [[1000, 1000], [3000, 1100], [2900, 2300], [900, 2200]]),  # a 12 MP photo: shrunk

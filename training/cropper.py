@@ -155,7 +155,9 @@ def export_cmd(a) -> None:
                      "a view zoomed on the card the first look found (fvi.cropper.refine_view); `second_look` scores "
                      "those views, cut around corners moved like a first look's error. A card is found when all four "
                      f"corners peak at least fvi.cropper.CORNER_THRESHOLD ({cropper.CORNER_THRESHOLD:g}; the found rates "
-                     "above are at it), chosen with `python -m training.cropper calibrate` on photos nothing else uses.",
+                     "above are at it), chosen with `python -m training.cropper calibrate` on photos nothing else uses. "
+                     "The pipeline also takes a card the first look half saw when the second look finds it "
+                     "(fvi.cropper.second_look_finds, calibrated the same way).",
                      data_files=("cropper_{split}.npz", "cropper_refine_{split}.npz"))
 
 
@@ -167,39 +169,63 @@ def calibrate(a) -> dict:
 
     Per capture style: the first look's weakest corner peak (0 for an implausible quad) on every card and
     card-free photo of a generated set on the training wallpapers (the held-out ones stay the test set's),
-    then the cards each threshold finds and the card-free photos it takes for a card.
+    then the cards each threshold finds and the card-free photos it takes for a card. Then the pipeline's
+    own decision with the second look (fvi.pipeline.refined_corners), at the constants in use, and the
+    highest peaks card-free photos reach on what fvi.cropper.second_look_finds looks at.
     """
     from bench.evaluate import DATA_ROOT, ensure_test_set
-    from fvi.geometry import quad_is_plausible
-    from fvi.pipeline import first_look_input, first_look_photo, onnx_session
+    from fvi.pipeline import first_look_input, first_look_photo, onnx_session, refined_corners, work_photo
     from fvi.synth.photo import CAPTURE_STYLES
 
     sess = onnx_session(Path(a.onnx))
-    report = {"onnx": str(a.onnx), "seed": a.seed, "threshold_in_use": cropper.CORNER_THRESHOLD, "captures": {}}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {"image": x})[0]
+
+    report = {"onnx": str(a.onnx), "seed": a.seed, "threshold_in_use": cropper.CORNER_THRESHOLD,
+              "second_look_in_use": {"alone": cropper.SECOND_LOOK_ALONE, "three_corners": cropper.THREE_CORNERS,
+                                     "after_three": cropper.SECOND_LOOK_AFTER_THREE}, "captures": {}}
     for capture in a.capture.split(","):
         style = CAPTURE_STYLES[capture]
         style = replace(style, wallpaper_set="train") if style.wallpaper else style
         peaks: dict[bool, list[float]] = {True: [], False: []}
+        found: dict[bool, list[bool]] = {True: [], False: []}
+        free_second, free_third = [], []  # card-free: second look's weakest (plausible quads), first's third-strongest
         for item in tqdm(ensure_test_set(DATA_ROOT, a.seed, a.cards_per_type, a.card_free, style=style),
-                         desc=f"first look, {capture}", unit="photo"):
-            photo = first_look_photo(item.path.read_bytes())  # decoded once, as stage_decode does
+                         desc=f"two looks, {capture}", unit="photo"):
+            data = item.path.read_bytes()
+            photo = first_look_photo(data)  # decoded once, as stage_decode does
             d = first_look_input(photo)
             width, height = photo.size
-            res = cropper.decode(sess.run(None, {"image": d.cropper_input})[0][0], Letterbox.from_array(d.letterbox),
-                                 (height, width))
-            plausible = quad_is_plausible(res.corners, (height, width))
-            peaks[item.truth["card_type"] is not None].append(res.confidence if plausible else 0.0)
+            first = cropper.decode(run(d.cropper_input)[0], Letterbox.from_array(d.letterbox), (height, width))
+            is_card = item.truth["card_type"] is not None
+            peaks[is_card].append(first.confidence if first.plausible else 0.0)
+            work = work_photo(data)
+            found[is_card].append(refined_corners(work, first, run).found)
+            if not is_card:
+                free_third.append(float(np.sort(first.scores)[1]) if first.plausible else 0.0)
+                view, lb = cropper.refine_view(work.image, first.corners * work.scale)
+                second = cropper.decode(run(view[None])[0], lb.of_reduced(work.scale), (height, width))
+                free_second.append(second.confidence if second.plausible else 0.0)
         cards, free = np.array(peaks[True]), np.array(peaks[False])
         report["captures"][capture] = {
             "cards": len(cards), "card_free_images": len(free),
             "highest_card_free_peak": round(float(free.max()), 3) if len(free) else None,
             "by_threshold": [{"threshold": t, "cards_found": round(float((cards >= t).mean()), 4),
-                              "card_free_taken": int((free >= t).sum())} for t in a.thresholds]}
+                              "card_free_taken": int((free >= t).sum())} for t in a.thresholds],
+            "with_second_look": {"cards_found": round(float(np.mean(found[True])), 4),
+                                 "card_free_taken": int(np.sum(found[False])),
+                                 "highest_card_free_second_look": round(max(free_second, default=0.0), 3),
+                                 "highest_card_free_third_corner": round(max(free_third, default=0.0), 3)}}
     for capture, r in report["captures"].items():
         print(f"{capture}: {r['cards']} cards, {r['card_free_images']} card-free (highest peak {r['highest_card_free_peak']})")
         for row in r["by_threshold"]:
             print(f"  threshold {row['threshold']:.2f}: cards found {row['cards_found']:.2%}, "
                   f"card-free taken for a card {row['card_free_taken']}")
+        w = r["with_second_look"]
+        print(f"  pipeline, with the second look: cards found {w['cards_found']:.2%}, card-free taken for a card "
+              f"{w['card_free_taken']} (card-free highest: second look {w['highest_card_free_second_look']}, "
+              f"first look's third corner {w['highest_card_free_third_corner']})")
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "cropper_calibration.json").write_text(json.dumps(report, indent=1))
     return report
