@@ -176,9 +176,7 @@ def export_cmd(a) -> None:
                      "(`_invented`, --invented-words) that reader read with CER 5.4% mild, 10.2% wild: it had learnt the name lists' "
                      "words. Command 9 added the `-d` batches and 4,000 such mild cards, listed three times (about 29% of the "
                      "crops): validation CER 3.3% / 7.9% on invented names, 0.90% mild and 15.2% wild on listed ones, "
-                     "0.84% on rendered lines. Command 10 added 4,000 wild cards with invented names (seed 43), also listed three "
-                     "times: validation CER 2.8% / 6.9% on invented names, 0.91% mild and 14.8% wild on listed ones, 0.86% on "
-                     "rendered lines.",
+                     "0.84% on rendered lines.",
                      data_files=tuple(f"reader_{k}_{{split}}.npz" for k in args.get("data", DEFAULT_DATA).split(",")))
 
 

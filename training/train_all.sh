@@ -29,7 +29,6 @@ data() {  # all three card types, wild capture (`train_all.sh data`: only this, 
   step reader_cards-wild-d_train.npz --split train --seed 33 $only --reader-cards 4000 --reader-cards-tag d --capture wild
   # cards whose names and places are random syllables: the reader learns marks, not the name lists' words
   step reader_cards-mild-invented_train.npz --split train --seed 41 $only --reader-cards 4000 --invented-words --capture mild
-  step reader_cards-wild-invented_train.npz --split train --seed 43 $only --reader-cards 4000 --invented-words --capture wild
   step reader_cards-mild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture mild
   step reader_cards-wild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture wild
 }
@@ -45,7 +44,7 @@ init() {
   $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 $(init cropper 0.001) && $PY -m training.cropper export
 ) > data/logs/detector_cropper.log 2>&1 &
 maps=$!
-$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,cards-wild-invented,cards-wild-invented,cards-wild-invented,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
+$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
 $PY -m training.reader export >> data/logs/reader.log 2>&1
 wait $maps
 echo "done: models/*.onnx, models/*.md (logs in data/logs)"
