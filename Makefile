@@ -38,7 +38,7 @@ accuracy: engines ## end-to-end exact match per field on held-out synthetic card
 	$(PY) -m bench.accuracy --cards 200
 
 EVAL_SET = $(if $(filter wild,$(CAPTURE)),_wild)$(if $(filter invented,$(WORDS)),_invented)
-eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type; CAPTURE=wild -> reports/eval_wild/; WORDS=invented -> reports/eval_invented/)
+eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type; CAPTURE=wild -> reports/eval_wild/; WORDS=invented -> reports/eval_invented/; both -> reports/eval_wild_invented/)
 	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500) $(if $(filter wild,$(CAPTURE)),--capture wild) \
 		$(if $(filter invented,$(WORDS)),--invented-words) --out reports$(if $(EVAL_SET),/eval$(EVAL_SET))
 
