@@ -85,8 +85,9 @@ def cer(pred: str, truth: str) -> int:
     return prev[-1]
 
 
-# Lines this short are mostly the sex value ("Nam", "Nữ"). Their figure is kept apart: a reader once read
-# "Nữ" wrongly on 29% of them while CER and the field figures (the ID number implies the sex) hardly moved.
+# Lines this short are mostly the sex value ("Nam", "Nữ"). Their figure is kept apart: a reader once misread
+# "Nữ" on 29 of 99 mild validation crops (short-line accuracy 85.8% against 96.6%) while its CER and the
+# field figures (the ID number implies the sex) hardly moved.
 SHORT_LINE_CHARS = 3
 
 
