@@ -1,7 +1,7 @@
 """Cropper pre/post-processing: letterboxed input, 4 corner heatmaps (one class per corner) → quad."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -93,13 +93,26 @@ class CornerResult:
     confidence: float
     plausible: bool  # fvi.geometry.quad_is_plausible
 
+    @property
+    def third_strongest(self) -> float:
+        """The peak of the third-strongest corner: three corners seen at least this well."""
+        return float(np.sort(self.scores)[1])
+
 
 def second_look_finds(first: CornerResult, second: CornerResult) -> bool:
     """Whether the second look finds a card the first did not see (constants above)."""
     if not second.plausible:
         return False
-    three_seen = first.plausible and float(np.sort(first.scores)[1]) >= THREE_CORNERS
+    three_seen = first.plausible and first.third_strongest >= THREE_CORNERS
     return second.confidence >= SECOND_LOOK_ALONE or (three_seen and second.confidence >= SECOND_LOOK_AFTER_THREE)
+
+
+def pick_look(first: CornerResult, second: CornerResult) -> CornerResult:
+    """The cropper's answer from its two looks. When the first found the card, the second places the corners
+    (should it not see all four, the first look's stand); when the first did not, the second may still find it."""
+    if first.found:
+        return second if second.found else first
+    return replace(second, found=True) if second_look_finds(first, second) else first
 
 
 def decode(heatmaps: np.ndarray, lb: Letterbox, image_shape: tuple[int, ...]) -> CornerResult:

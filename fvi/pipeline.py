@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -76,20 +76,19 @@ def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
     return warp_card(photo.image, np.asarray(photo_corners, np.float32).reshape(4, 2) * photo.scale)
 
 
-def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
-                    ) -> cropper.CornerResult:
-    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view).
-
-    When the first look found the card, the second places the corners; should it not see all four, the
-    first look's stand. When the first did not, the second may still find it (fvi.cropper.second_look_finds).
-    """
+def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
+                ) -> cropper.CornerResult:
+    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view)."""
     view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
     heatmaps = run_cropper(view[None])
-    second = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), lb.of_reduced(photo.scale),
-                            (photo.size[1], photo.size[0]))
-    if first.found:
-        return second if second.found else first
-    return replace(second, found=True) if cropper.second_look_finds(first, second) else first
+    return cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), lb.of_reduced(photo.scale),
+                          (photo.size[1], photo.size[0]))
+
+
+def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
+                    ) -> cropper.CornerResult:
+    """Both looks decide (fvi.cropper.pick_look)."""
+    return cropper.pick_look(first, second_look(photo, first, run_cropper))
 
 
 def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray,

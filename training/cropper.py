@@ -170,11 +170,11 @@ def calibrate(a) -> dict:
     Per capture style: the first look's weakest corner peak (0 for an implausible quad) on every card and
     card-free photo of a generated set on the training wallpapers (the held-out ones stay the test set's),
     then the cards each threshold finds and the card-free photos it takes for a card. Then the pipeline's
-    own decision with the second look (fvi.pipeline.refined_corners), at the constants in use, and the
+    own decision with the second look (fvi.cropper.pick_look), at the constants in use, and the
     highest peaks card-free photos reach on what fvi.cropper.second_look_finds looks at.
     """
     from bench.evaluate import DATA_ROOT, ensure_test_set
-    from fvi.pipeline import first_look_input, first_look_photo, onnx_session, refined_corners, work_photo
+    from fvi.pipeline import first_look_input, first_look_photo, onnx_session, second_look, work_photo
     from fvi.synth.photo import CAPTURE_STYLES
 
     sess = onnx_session(Path(a.onnx))
@@ -200,12 +200,10 @@ def calibrate(a) -> dict:
             first = cropper.decode(run(d.cropper_input)[0], Letterbox.from_array(d.letterbox), (height, width))
             is_card = item.truth["card_type"] is not None
             peaks[is_card].append(first.confidence if first.plausible else 0.0)
-            work = work_photo(data)
-            found[is_card].append(refined_corners(work, first, run).found)
+            second = second_look(work_photo(data), first, run)
+            found[is_card].append(cropper.pick_look(first, second).found)
             if not is_card:
-                free_third.append(float(np.sort(first.scores)[1]) if first.plausible else 0.0)
-                view, lb = cropper.refine_view(work.image, first.corners * work.scale)
-                second = cropper.decode(run(view[None])[0], lb.of_reduced(work.scale), (height, width))
+                free_third.append(first.third_strongest if first.plausible else 0.0)
                 free_second.append(second.confidence if second.plausible else 0.0)
         cards, free = np.array(peaks[True]), np.array(peaks[False])
         report["captures"][capture] = {
