@@ -5,7 +5,9 @@ exported reader and the code decoding it always agree; `CHARSET_VERSION` guards 
 """
 from __future__ import annotations
 
+import math
 import unicodedata
+from typing import Callable
 
 import numpy as np
 
@@ -16,7 +18,7 @@ _BASE_VOWELS = "aăâeêioôơuưy"
 _TONES = ["", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323"]
 _CONSONANTS = "bcdđfghjklmnpqrstvwxz"
 _DIGITS = "0123456789"
-_PUNCT = " ,.-/:;()'\"&+#"
+PUNCTUATION = " ,.-/:;()'\"&+#"
 
 
 def _letters() -> list[str]:
@@ -28,7 +30,7 @@ def _letters() -> list[str]:
     return lower + [c.upper() for c in lower]
 
 
-CHARS: list[str] = _letters() + list(_DIGITS) + list(_PUNCT)
+CHARS: list[str] = _letters() + list(_DIGITS) + list(PUNCTUATION)
 assert len(set(CHARS)) == len(CHARS)
 BLANK = 0
 NUM_CLASSES = len(CHARS) + 1
@@ -53,13 +55,16 @@ def is_encodable(text: str) -> bool:
     return all(c in _INDEX for c in normalize(text))
 
 
-def best_path(probs: np.ndarray) -> np.ndarray:
-    """(…, T, C) softmax → (…, T, 2): best class and its probability per step.
+# The reader's output per step: its TOP_K best classes and their probabilities (training.nets.TopClasses).
+# 6 numbers instead of 211 is 35x less to move between Triton steps; the first is all greedy decoding needs,
+# the others are the second guesses the spelling-aware beam search chooses from (ctc_beam_decode).
+TOP_K = 3
 
-    This is what the exported reader outputs (training.nets.BestPath): 2 numbers per step instead
-    of 211 is 100x less to move between Triton steps, and greedy decoding needs nothing else.
-    """
-    return np.stack([probs.argmax(-1).astype(np.float32), probs.max(-1)], -1)
+
+def top_classes(probs: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """(…, T, C) softmax → (…, T, k, 2): the k best classes, best first, and their probabilities per step."""
+    order = np.argsort(-probs, axis=-1)[..., :k]
+    return np.stack([order.astype(np.float32), np.take_along_axis(probs, order, -1)], -1)
 
 
 def ctc_greedy_decode(path: np.ndarray) -> tuple[str, float, list[float]]:
@@ -85,3 +90,68 @@ def ctc_greedy_decode(path: np.ndarray) -> tuple[str, float, list[float]]:
     # blanks carry evidence too: a position whose best guess is weak lowers confidence
     conf = float(np.prod(char_p)) if char_p else float(best_p.min(initial=1.0))
     return normalize(text), conf, char_p
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a if b == -math.inf else a + math.log1p(math.exp(b - a))
+
+
+def ctc_beam_decode(top: np.ndarray, penalty: Callable[[str], float], beam: int = 8,
+                    sure: float = 0.995) -> tuple[str, float]:
+    """CTC prefix beam search over one line's (T, K, 2) best classes, each text scored by its probability
+    times exp(-penalty(text)).
+
+    `penalty` sees the text up to its last space or comma while searching (words still being read are
+    not judged) and the whole text at the end. Steps whose best class is at least `sure` take only it,
+    so the search branches only where the reader hesitated. Returns the text and its confidence: the
+    greedy reading's, scaled by how much less probable the chosen text is than the likeliest one.
+    """
+    greedy_text, greedy_conf, _ = ctc_greedy_decode(top[:, 0])
+    neg = -math.inf
+    texts: dict[tuple[int, ...], str] = {(): ""}
+    judged: dict[str, float] = {}  # the judged part of a text -> its penalty (prefixes share their judged part)
+
+    def judge(prefix: tuple[int, ...]) -> float:
+        text = texts[prefix]
+        cut = max(text.rfind(" "), text.rfind(","))
+        if cut <= 0:
+            return 0.0
+        done = text[:cut]
+        if done not in judged:
+            judged[done] = penalty(done)
+        return judged[done]
+
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}  # prefix -> log P(ends in blank), log P(not)
+    for classes, probs in zip(np.rint(top[:, :, 0]).astype(np.int64).tolist(), top[:, :, 1].tolist()):
+        choices = [(classes[0], math.log(probs[0]))] if probs[0] >= sure else \
+            [(c, math.log(q)) for c, q in zip(classes, probs) if q > 1e-4]
+        grown: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (lb, ln) in beams.items():
+            total = _logaddexp(lb, ln)
+            for c, lq in choices:
+                if c == BLANK:
+                    slot = grown.setdefault(prefix, [neg, neg])
+                    slot[0] = _logaddexp(slot[0], total + lq)
+                    continue
+                longer = prefix + (c,)
+                if longer not in texts:
+                    texts[longer] = texts[prefix] + CHARS[c - 1]
+                slot = grown.setdefault(longer, [neg, neg])
+                if prefix and prefix[-1] == c:  # a repeat needs a blank between; without one it is the same letter
+                    slot[1] = _logaddexp(slot[1], lb + lq)
+                    same = grown.setdefault(prefix, [neg, neg])
+                    same[1] = _logaddexp(same[1], ln + lq)
+                else:
+                    slot[1] = _logaddexp(slot[1], total + lq)
+        if len(grown) > beam:
+            ranked = sorted(grown.items(), key=lambda kv: _logaddexp(*kv[1]) - judge(kv[0]), reverse=True)
+            grown = dict(ranked[:beam])
+        beams = grown
+    scored = [(_logaddexp(*lp), normalize(texts[p])) for p, lp in beams.items()]
+    likeliest = max(lp for lp, _ in scored)
+    lp, text = max(scored, key=lambda s: s[0] - penalty(s[1]))
+    if text == greedy_text:
+        return greedy_text, greedy_conf
+    return text, greedy_conf * math.exp(lp - likeliest)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fvi import charset, cropper, detector, reader
+from fvi import charset, cropper, detector, orthography, reader
 from fvi.assemble import assemble, normalize_field
 from fvi.geometry import CARD_CORNERS, CARD_H, Letterbox, letterbox, quad_is_plausible, warp_card
 from fvi.schema import FIELDS, SINGLE_LINE_FIELDS, OcrResult
@@ -33,9 +33,56 @@ def test_ctc_decoding_collapses_repeats_and_blanks():
         seq += [i, i, charset.BLANK]
     probs = np.full((len(seq), charset.NUM_CLASSES), 1e-4, np.float32)
     probs[np.arange(len(seq)), seq] = 0.9
-    decoded, conf, per_char = charset.ctc_greedy_decode(charset.best_path(probs))
+    decoded, conf, per_char = charset.ctc_greedy_decode(charset.top_classes(probs)[:, 0])
     assert decoded == text and len(per_char) == len(text)
     assert 0 < conf <= 0.9 ** len(text) + 1e-6
+
+
+def _reader_output(steps: list[dict[str, float]]) -> np.ndarray:
+    """(T, TOP_K, 2) reader output from each step's probabilities by character ("" is the blank)."""
+    probs = np.full((len(steps), charset.NUM_CLASSES), 1e-6, np.float32)
+    for t, step in enumerate(steps):
+        for ch, q in step.items():
+            probs[t, charset.BLANK if ch == "" else charset.CHARS.index(ch) + 1] = q
+    return charset.top_classes(probs)
+
+
+def _sure(text: str) -> list[dict[str, float]]:
+    return [s for ch in text for s in ({ch: 0.999}, {"": 0.999})]
+
+
+@pytest.mark.parametrize("word", ["Nguyễn", "HỮU", "Thủy", "Thuỷ", "Quyền", "giếng", "gìn", "Khuỷu", "Xoong", "Đắk", "Lắk",
+                                  "Kạn", "Kon", "12A", "149"])
+def test_words_vietnamese_spells_are_words(word):
+    assert orthography.bad_words(word) == 0
+
+
+@pytest.mark.parametrize("word", ["Nghiêa", "Câau", "Phạmm", "Đôồng", "Dhũng", "Tuyý", "Km", "BÙi", "Chiảâu", "4õ",
+                                  "4hphố", "Pasteur", "ât", "Kinh" + "\u0301\u0300"])
+def test_words_vietnamese_cannot_spell_are_counted(word):
+    assert orthography.bad_words(word) == 1
+
+
+def test_a_line_with_a_word_vietnamese_cannot_spell_takes_the_readers_second_guess():
+    # the reader hesitates between "m" and a blank at the last step of "Phạm": greedy reads a second m
+    steps = _sure("Ph") + [{"ạ": 0.6, "a": 0.35}, {"": 0.999}, {"m": 0.55, "n": 0.4}, {"": 0.999}, {"m": 0.5, "": 0.49}]
+    top = _reader_output(steps + _sure(" Văn"))
+    greedy, greedy_conf, _ = charset.ctc_greedy_decode(top[:, 0])
+    assert greedy == "Phạmm Văn"  # the doubled m: no Vietnamese word ends in mm
+    (text, conf), = reader.decode(top[None])
+    assert text == "Phạm Văn"
+    assert conf <= greedy_conf  # a corrected reading is never surer than the reader was
+
+
+def test_a_word_of_another_language_is_kept_when_the_reader_has_no_other_guess():
+    top = _reader_output(_sure("Pasteur"))
+    assert reader.decode(top[None])[0][0] == "Pasteur"
+
+
+def test_a_line_vietnamese_spells_is_read_greedily():
+    steps = _sure("Tr") + [{"ầ": 0.6, "â": 0.4}, {"": 0.999}] + _sure("n")  # a doubtful mark, but both spell
+    top = _reader_output(steps)
+    assert reader.decode(top[None])[0] == charset.ctc_greedy_decode(top[:, 0])[:2]
 
 
 def test_identity_follows_id_number_rules():

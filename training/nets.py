@@ -5,7 +5,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from fvi.charset import NUM_CLASSES
+from fvi.charset import NUM_CLASSES, TOP_K
 from fvi.schema import CARD_TYPES, FIELDS
 
 
@@ -137,13 +137,15 @@ class WithSigmoid(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
-class BestPath(nn.Module):
-    """What gets exported for the reader: per step the best class and its probability (fvi.charset.best_path)."""
+class TopClasses(nn.Module):
+    """What gets exported for the reader: per step the TOP_K best classes and their probabilities
+    (fvi.charset.top_classes), (B, T, K, 2)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, k: int = TOP_K) -> None:
         super().__init__()
         self.net = net
+        self.k = k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p, k = torch.softmax(self.net(x), dim=-1).max(dim=-1)
-        return torch.stack([k.float(), p], dim=-1)
+        p, c = torch.softmax(self.net(x), dim=-1).topk(self.k, dim=-1)
+        return torch.stack([c.float(), p], dim=-1)

@@ -11,19 +11,16 @@ import unicodedata
 
 import numpy as np
 
+from fvi.orthography import COMMON_RHYMES, FRONT, STOP_TONES
+
 ONSETS = ("", "b", "c", "ch", "d", "đ", "g", "gi", "h", "kh", "l", "m", "n", "ng", "nh", "p", "ph", "qu", "r", "s",
           "t", "th", "tr", "v", "x")
-# rhymes without their tone; the vowel that takes the tone is the one with a modifier, else as in tone_index
-RHYMES = tuple("""a ai ao au ay am an ang anh ac ach ap at ăm ăn ăng ăc ăp ăt âu ây âm ân âng âc âp ât e eo em en eng ec
-ep et ê êu êm ên ênh êch êp êt i ia iu im in inh ich ip it iêu iêm iên iêng iêc iêp iêt o oa oai oay oan oang oanh
-oac oach oat oe oen oet oi om on ong oc op ot ô ôi ôm ôn ông ôc ôp ôt ơ ơi ơm ơn ơp ơt u ua uân uât uê uy uya uyên
-uyêt uynh uych ui um un ung uc up ut uôi uôm uôn uông uôc uôt ư ưa ưi ưu ưng ưc ưt ươi ươu ươm ươn ương ươc ươp ươt
-y yêu yên""".split())
+# rhymes without their tone (the common ones: fvi.orthography); the vowel that takes the tone is the one with a
+# modifier, else as in tone_index
+RHYMES = COMMON_RHYMES
 TONES = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")  # level, huyền, sắc, hỏi, ngã, nặng
-STOP_TONES = ("\u0301", "\u0323")  # a rhyme ending in c, ch, p or t takes only sắc or nặng
 VOWELS = set("aăâeêioôơuưy")
 MODIFIED = set("ăâêôơư")
-FRONT = ("i", "e", "ê", "y")
 
 
 def tone_index(rhyme: str) -> int:
