@@ -98,17 +98,15 @@ def _logaddexp(a: float, b: float) -> float:
     return a if b == -math.inf else a + math.log1p(math.exp(b - a))
 
 
-def ctc_beam_decode(top: np.ndarray, penalty: Callable[[str], float], beam: int = 8,
-                    sure: float = 0.995) -> tuple[str, float]:
-    """CTC prefix beam search over one line's (T, K, 2) best classes, each text scored by its probability
-    times exp(-penalty(text)).
+def ctc_beam_search(top: np.ndarray, penalty: Callable[[str], float] | None = None, beam: int = 8,
+                    sure: float = 0.995) -> list[tuple[str, float]]:
+    """CTC prefix beam search over one line's (T, K, 2) best classes → up to `beam` texts with their log
+    probabilities, best first by log probability minus penalty(text) (none: 0).
 
     `penalty` sees the text up to its last space or comma while searching (words still being read are
     not judged) and the whole text at the end. Steps whose best class is at least `sure` take only it,
-    so the search branches only where the reader hesitated. Returns the text and its confidence: the
-    greedy reading's, scaled by how much less probable the chosen text is than the likeliest one.
+    so the search branches only where the reader hesitated.
     """
-    greedy_text, greedy_conf, _ = ctc_greedy_decode(top[:, 0])
     neg = -math.inf
     texts: dict[tuple[int, ...], str] = {(): ""}
     judged: dict[str, float] = {}  # the judged part of a text -> its penalty (prefixes share their judged part)
@@ -116,7 +114,7 @@ def ctc_beam_decode(top: np.ndarray, penalty: Callable[[str], float], beam: int 
     def judge(prefix: tuple[int, ...]) -> float:
         text = texts[prefix]
         cut = max(text.rfind(" "), text.rfind(","))
-        if cut <= 0:
+        if penalty is None or cut <= 0:
             return 0.0
         done = text[:cut]
         if done not in judged:
@@ -149,9 +147,17 @@ def ctc_beam_decode(top: np.ndarray, penalty: Callable[[str], float], beam: int 
             ranked = sorted(grown.items(), key=lambda kv: _logaddexp(*kv[1]) - judge(kv[0]), reverse=True)
             grown = dict(ranked[:beam])
         beams = grown
-    scored = [(_logaddexp(*lp), normalize(texts[p])) for p, lp in beams.items()]
-    likeliest = max(lp for lp, _ in scored)
-    lp, text = max(scored, key=lambda s: s[0] - penalty(s[1]))
+    found = [(normalize(texts[p]), _logaddexp(*lp)) for p, lp in beams.items()]
+    return sorted(found, key=lambda f: f[1] - (penalty(f[0]) if penalty else 0.0), reverse=True)
+
+
+def ctc_beam_decode(top: np.ndarray, penalty: Callable[[str], float], beam: int = 8,
+                    sure: float = 0.995) -> tuple[str, float]:
+    """The best text of ctc_beam_search and its confidence: the greedy reading's, scaled by how much less
+    probable the chosen text is than the likeliest one the search found."""
+    greedy_text, greedy_conf, _ = ctc_greedy_decode(top[:, 0])
+    found = ctc_beam_search(top, penalty, beam, sure)
+    text, lp = found[0]
     if text == greedy_text:
         return greedy_text, greedy_conf
-    return text, greedy_conf * math.exp(lp - likeliest)
+    return text, greedy_conf * math.exp(lp - max(p for _, p in found))
