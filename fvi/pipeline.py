@@ -127,7 +127,8 @@ def stage_line_crops(card_gray: np.ndarray, line_maps: np.ndarray, found: bool) 
 
 def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool,
                    quality_measures: np.ndarray, card_type: np.ndarray) -> OcrResult:
-    return assemble(reader.decode(ctc_best), line_meta, corners, confidence, found, quality_measures, card_type)
+    return assemble(reader.decode(ctc_best), line_meta, corners, confidence, found, quality_measures, card_type,
+                    lambda i: reader.readings(ctc_best[i]))
 
 
 def single_threaded_opencv() -> None:

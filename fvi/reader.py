@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from fvi import orthography
-from fvi.charset import ctc_beam_decode, ctc_greedy_decode
+from fvi.charset import ctc_beam_decode, ctc_beam_search, ctc_greedy_decode
 
 # INPUT_W is the widest line; the net takes any width (multiple of STRIDE_W). A chip card's long second residence
 # line would be ~600 wide at 32 high (the widest of 1,134 served lines: 599) and is squeezed to fit, as the
@@ -67,7 +67,7 @@ def normalize_line(line_gray: np.ndarray, width: int = INPUT_W) -> np.ndarray:
 
 # log-probability a word Vietnamese cannot spell costs a reading (fvi.orthography): a reading that spells wins
 # over one that does not where it is at least exp(-WORD_PENALTY) as likely. On 400 tuning photos (seed 9300, chip
-# and 2016 cards, mild capture; no evaluation uses them) every value from 2 to 12 read the same fields.
+# and 2016 cards, mild capture; no evaluation uses them) every value from 2 to 12 got the same fields right.
 WORD_PENALTY = 4.0
 
 
@@ -87,3 +87,9 @@ def decode(top: np.ndarray) -> list[tuple[str, float]]:
             text, conf = ctc_beam_decode(line, spelling_penalty)
         out.append((text, conf))
     return out
+
+
+def readings(top_line: np.ndarray) -> list[tuple[str, float]]:
+    """One line's likeliest texts and their log-probabilities, likeliest first (from its (T, K, 2) reader output):
+    the other readings the card rules may choose from (fvi.assemble.agree_with_card_rules)."""
+    return ctc_beam_search(top_line)

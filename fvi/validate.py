@@ -2,8 +2,9 @@
 
 A Vietnamese personal ID number encodes the birth province, the century and sex, and the birth
 year; dates must exist; a chip card expires on the 25th, 40th or 60th birthday or never. A finding
-does not change a value (the reader may be right and the card odd): it becomes a warning and caps
-the confidence of the fields involved, so a caller that trusts high confidence is not misled.
+does not change a value here (the reader may be right and the card odd): it becomes a warning and caps
+the confidence of the fields involved, so a caller that trusts high confidence is not misled. Only
+fvi.assemble changes values on these rules, to another reading the reader itself gave.
 """
 from __future__ import annotations
 

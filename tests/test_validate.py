@@ -103,3 +103,44 @@ def test_what_the_card_guarantees_fixes_near_misses(field, read, expected):
     from fvi.assemble import normalize_field
 
     assert normalize_field(field, read) == expected
+
+
+def _card(**values: str) -> dict[str, FieldResult]:
+    card = {"id_number": "038090004567", "date_of_birth": "16/08/1990", "sex": "Nam", "date_of_expiry": "16/08/2030"}
+    return {k: FieldResult(v, 0.97, [v]) for k, v in (card | values).items()}
+
+
+def test_a_misread_expiry_digit_takes_the_readers_reading_that_agrees_with_the_birth_date():
+    from fvi.assemble import agree_with_card_rules
+
+    fields = _card(date_of_expiry="14/08/2030")  # the 6 of the 16th read as a 4
+    readings = {"date_of_expiry": [("14/08/2030", -0.4), ("16/08/2030", -1.9), ("14/08/2036", -2.5)]}
+    warnings = agree_with_card_rules(fields, lambda name: readings.get(name, []))
+    assert fields["date_of_expiry"].value == "16/08/2030"
+    assert fields["date_of_expiry"].confidence == validate.FINDING_CONFIDENCE_CAP  # never auto-accepted
+    assert [(w.code, w.fields) for w in warnings] == [("read_by_card_rules", ["date_of_expiry"])]
+    assert fields["date_of_birth"].value == "16/08/1990" and fields["date_of_birth"].confidence == 0.97
+
+
+def test_the_id_number_and_the_birth_year_are_read_together():
+    from fvi.assemble import agree_with_card_rules
+
+    fields = _card(id_number="038096004567")  # digits 5-6 say 1996: the 0 read as a 6
+    readings = {"id_number": [("038096004567", -0.2), ("038090004567", -0.9)],
+                "date_of_birth": [("16/08/1990", -0.1), ("16/08/1996", -3.0)]}
+    agree_with_card_rules(fields, lambda name: readings.get(name, []))
+    # both fixes make the card agree; the ID's second guess is the likelier one
+    assert fields["id_number"].value == "038090004567" and fields["date_of_birth"].value == "16/08/1990"
+
+
+def test_readings_that_agree_are_left_alone_and_far_fetched_ones_are_not_taken():
+    from fvi.assemble import AGREEMENT_MARGIN, agree_with_card_rules
+
+    def never(name):
+        raise AssertionError("a card that agrees needs no other readings")
+
+    assert agree_with_card_rules(_card(), never) == []
+    fields = _card(date_of_expiry="14/08/2030")
+    readings = {"date_of_expiry": [("14/08/2030", -0.4), ("16/08/2030", -0.4 - AGREEMENT_MARGIN - 1)]}
+    assert agree_with_card_rules(fields, lambda name: readings.get(name, [])) == []
+    assert fields["date_of_expiry"].value == "14/08/2030"  # its expiry_rule finding will still say so
