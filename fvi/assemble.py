@@ -147,11 +147,10 @@ def agree_with_card_rules(fields: dict[str, FieldResult],
     if not _disagreements(values):
         return []
     options: dict[str, list[tuple[str, float]]] = {}
-    for name in RULE_FIELDS:
-        first = values.get(name, "")
-        found = readings(name) if name in fields else []
+    for name in (n for n in RULE_FIELDS if n in fields):
+        found = readings(name)
         best = found[0][1] if found else 0.0
-        kept = [(first, 0.0)]
+        kept = [(values[name], 0.0)]
         for text, lp in found:
             value = normalize_field(name, text)
             if lp >= best - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
@@ -166,7 +165,7 @@ def agree_with_card_rules(fields: dict[str, FieldResult],
                 choice, likeliest = trial, lp
     if choice is None:
         return []
-    changed = [name for name in RULE_FIELDS if choice[name] != values[name]]
+    changed = [name for name in options if choice[name] != values[name]]
     for name in changed:
         f = fields[name]
         fields[name] = FieldResult(choice[name], round(min(f.confidence, validate.FINDING_CONFIDENCE_CAP), 4), f.lines)

@@ -12,7 +12,7 @@ from fvi import charset, reader
 from training.common import (CACHE, MODELS, RUNS, export, initial_weights, run_cli, seed_everything,
                              train_loop, write_model_card)
 from training.make_data import MIN_SOURCE_LINE_PX
-from training.nets import TopClasses, ReaderNet
+from training.nets import ReaderNet, TopClasses
 
 
 # The cache files a reader trains on, reader_<kind>_<split>.npz (training.make_data): `cards` are the line crops
