@@ -264,14 +264,21 @@ def test_a_one_line_field_keeps_its_surest_line_and_an_address_keeps_both():
 
 
 def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
-    meta = np.array([[0, 300, 100, 500, 130, 1.0], [6, 200, 340, 700, 370, 0.95]], np.float32)
-    texts = [("001203004567", 0.98), ("stray line the detector gave residence", 0.9)]
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.01, 0.04, 0.95], np.float32))
+    front = [("001203004567", 0.99), ("NGUYỄN VĂN AN", 0.98), ("01/02/2003", 0.99), ("Nam", 0.99), ("Việt Nam", 0.99)]
+    meta = np.array([[FIELDS.index(f), 300, 100 + 40 * i, 500, 130 + 40 * i, 1.0]
+                     for i, f in enumerate(("id_number", "full_name", "date_of_birth", "sex", "nationality"))]
+                    + [[6, 200, 340, 700, 370, 0.95]], np.float32)
+    texts = front + [("stray line the detector gave residence", 0.9)]
+    type_2024 = np.array([0.01, 0.04, 0.95], np.float32)
+    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), type_2024)
     assert res.card_type == "can_cuoc_2024"
     for name in ("place_of_origin", "place_of_residence", "date_of_expiry"):
         assert res.fields[name].value == "" and res.fields[name].confidence == pytest.approx(0.95)
         assert not any(name in w.fields for w in res.warnings if w.code == "field_missing")
+    # a card the reader could hardly read: "not printed here" is no surer than what was read
+    res = assemble(texts[:1] + texts[-1:], meta[[0, -1]], np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), type_2024)
     assert any(w.code == "field_missing" and w.fields == ["full_name"] for w in res.warnings)
+    assert all(res.fields[name].confidence == 0.0 for name in ("place_of_origin", "place_of_residence", "date_of_expiry"))
     with pytest.raises(ValueError, match="expected 3 values"):
         assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.ones(2, np.float32))
 
