@@ -191,9 +191,9 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
 
     Every field of FIELDS is reported. One the card type does not print on its front (the 2024 card's
     origin, residence and expiry) is "" and lines the detector gave it are dropped: the card guarantees it
-    is not there. Its confidence is the type's probability, but no more than the weakest field the front
-    does print: a photo the reader could hardly read (blurred, tiny) may have its type wrong too, and
-    on wild captures such cards were typed 2024 at 0.95-0.99 with their address and expiry unread.
+    is not there. Its confidence is the type's probability; but when a field the front does print was not
+    read at all, no more than the weakest of them: a photo the reader could hardly read (blurred, tiny)
+    may have its type wrong too, and on wild captures such 2016 cards were typed 2024 at 0.95-0.99.
     """
     corner_list = [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(corners).reshape(4, 2)]
     if not found:
@@ -222,10 +222,11 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
         raw = " ".join(line[2] for line in lines)
         conf = min(line[3] for line in lines)
         fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [line[2] for line in lines])
-    weakest_read = min(fields[name].confidence for name in on_front)
-    for name in FIELDS:
-        if name not in on_front:
-            fields[name].confidence = round(min(type_confidence, weakest_read), 4)
+    if any(not fields[name].value for name in on_front):
+        weakest = min(fields[name].confidence for name in on_front)
+        for name in FIELDS:
+            if name not in on_front:
+                fields[name].confidence = round(min(type_confidence, weakest), 4)
     n_lines = sum(len(v) for v in grouped.values())
     findings = agree_with_card_rules(fields, lambda name: readings(single_line[name]) if name in single_line else []) \
         if readings else []

@@ -275,7 +275,7 @@ def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
     for name in ("place_of_origin", "place_of_residence", "date_of_expiry"):
         assert res.fields[name].value == "" and res.fields[name].confidence == pytest.approx(0.95)
         assert not any(name in w.fields for w in res.warnings if w.code == "field_missing")
-    # a card the reader could hardly read: "not printed here" is no surer than what was read
+    # a card the reader could hardly read (its name unread): "not printed here" is no surer than what was read
     res = assemble(texts[:1] + texts[-1:], meta[[0, -1]], np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), type_2024)
     assert any(w.code == "field_missing" and w.fields == ["full_name"] for w in res.warnings)
     assert all(res.fields[name].confidence == 0.0 for name in ("place_of_origin", "place_of_residence", "date_of_expiry"))
