@@ -118,19 +118,19 @@ def sex_from_id(fields: dict[str, FieldResult]) -> list[Warning]:
                                             "4th digit encodes")]
 
 
-# The fields the card's rules tie together (the ID number encodes the birth year, the expiry is a birthday), the
-# findings that say their readings disagree, and how much less likely than the reader's first reading another
-# of its readings may be and still be taken when it agrees (log-probability). On the 400 tuning photos of
+# The fields the card's rules tie together (the ID number encodes the birth year, the expiry is a birthday), and
+# how much less likely than the reader's first reading another of its readings may be and still be taken when
+# it agrees (log-probability). On the 400 tuning photos of
 # fvi.reader.WORD_PENALTY, a margin of 3 left 2 expiry dates that 6 takes; 10 and 20 took nothing more.
 RULE_FIELDS = ("id_number", "date_of_birth", "date_of_expiry")
-DISAGREEMENTS = frozenset({"id_format", "id_province_unknown", "id_birth_year_mismatch", "id_century_sex_mismatch",
-                           "expiry_rule", "date_invalid"})
 AGREEMENT_MARGIN = 6.0
 READINGS_PER_FIELD = 6
 
 
 def _disagreements(values: dict[str, str]) -> int:
-    return sum(w.code in DISAGREEMENTS for w in validate.check(values))
+    """Reading findings on the rule fields (not a card fact such as expiry, nor a field not read at all)."""
+    return sum(w.code not in validate.CARD_FACTS and w.code != "field_missing" and not set(w.fields).isdisjoint(RULE_FIELDS)
+               for w in validate.check(values))
 
 
 def agree_with_card_rules(fields: dict[str, FieldResult],

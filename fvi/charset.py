@@ -14,8 +14,8 @@ import numpy as np
 CHARSET_VERSION = "vi-1"
 
 _BASE_VOWELS = "aăâeêioôơuưy"
-# combining marks for the five tones (grave, acute, hook above, tilde, dot below)
-_TONES = ["", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323"]
+# the level tone (no mark) and the combining marks of the five others: huyền, sắc, hỏi, ngã, nặng
+TONES = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
 _CONSONANTS = "bcdđfghjklmnpqrstvwxz"
 _DIGITS = "0123456789"
 PUNCTUATION = " ,.-/:;()'\"&+#"
@@ -24,7 +24,7 @@ PUNCTUATION = " ,.-/:;()'\"&+#"
 def _letters() -> list[str]:
     lower: list[str] = []
     for vowel in _BASE_VOWELS:
-        for tone in _TONES:
+        for tone in TONES:
             lower.append(unicodedata.normalize("NFC", vowel + tone))
     lower.extend(_CONSONANTS)
     return lower + [c.upper() for c in lower]
@@ -57,7 +57,7 @@ def is_encodable(text: str) -> bool:
 
 # The reader's output per step: its TOP_K best classes and their probabilities (training.nets.TopClasses).
 # 6 numbers instead of 211 is 35x less to move between Triton steps; the first is all greedy decoding needs,
-# the others are the second guesses the spelling-aware beam search chooses from (ctc_beam_decode).
+# the others are the second guesses the spelling-aware beam search chooses from (fvi.reader.decode).
 TOP_K = 3
 
 
@@ -93,6 +93,7 @@ def ctc_greedy_decode(path: np.ndarray) -> tuple[str, float, list[float]]:
 
 
 def _logaddexp(a: float, b: float) -> float:
+    """log(e^a + e^b) on Python floats: numpy's ufunc costs more per scalar than the whole sum here."""
     if a < b:
         a, b = b, a
     return a if b == -math.inf else a + math.log1p(math.exp(b - a))
@@ -149,15 +150,3 @@ def ctc_beam_search(top: np.ndarray, penalty: Callable[[str], float] | None = No
         beams = grown
     found = [(normalize(texts[p]), _logaddexp(*lp)) for p, lp in beams.items()]
     return sorted(found, key=lambda f: f[1] - (penalty(f[0]) if penalty else 0.0), reverse=True)
-
-
-def ctc_beam_decode(top: np.ndarray, penalty: Callable[[str], float], beam: int = 8,
-                    sure: float = 0.995) -> tuple[str, float]:
-    """The best text of ctc_beam_search and its confidence: the greedy reading's, scaled by how much less
-    probable the chosen text is than the likeliest one the search found."""
-    greedy_text, greedy_conf, _ = ctc_greedy_decode(top[:, 0])
-    found = ctc_beam_search(top, penalty, beam, sure)
-    text, lp = found[0]
-    if text == greedy_text:
-        return greedy_text, greedy_conf
-    return text, greedy_conf * math.exp(lp - max(p for _, p in found))

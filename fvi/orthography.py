@@ -2,7 +2,7 @@
 
 Every Vietnamese syllable is an onset, a rhyme and one tone, and rhymes ending in c, ch, p or t take only
 the sắc or nặng tone. A reading like "Nghiêa", "Câau" or "Phạmm" breaks those rules, and the reader's own
-second guess at the doubtful step is often the right letter (fvi.charset.ctc_beam_decode). The rules are
+second guess at the doubtful step is often the right letter (fvi.reader.decode). The rules are
 the language's, not any name list's: every name and place on a real card follows them, apart from words
 of other languages (Pasteur, Alexandre de Rhodes) and the few highland names the province list holds
 (Đắk Lắk); those are only disfavoured, never rewritten without the reader's own evidence.
@@ -13,7 +13,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from fvi.charset import PUNCTUATION
+from fvi.charset import PUNCTUATION, TONES
+from fvi.validate import PROVINCE_PHRASES
 
 ONSETS = ("", "b", "c", "ch", "d", "đ", "g", "gh", "gi", "h", "k", "kh", "l", "m", "n", "ng", "ngh", "nh", "p", "ph",
           "qu", "r", "s", "t", "th", "tr", "v", "x")
@@ -27,11 +28,13 @@ uyên uyêt uynh uych ui um un ung uc up ut uôi uôm uôn uông uôc uôt ư ư
 RARE_RHYMES = tuple("oăn oăng oăt oăc oăm oao oap oeo oong ooc uơ uâng uây uênh uêch uyt uyu yêm ưm".split())
 RHYMES = frozenset(COMMON_RHYMES + RARE_RHYMES)
 STOP_FINALS = ("c", "ch", "p", "t")
-TONE_MARKS = {"\u0300", "\u0301", "\u0309", "\u0303", "\u0323"}  # huyền, sắc, hỏi, ngã, nặng
+TONE_MARKS = frozenset(TONES) - {""}
 STOP_TONES = ("\u0301", "\u0323")  # a rhyme ending in c, ch, p or t takes only sắc or nặng
 FRONT = ("i", "e", "ê", "y")
 _WORD = re.compile(f"[^\\s{re.escape(PUNCTUATION)}]+")  # what lies between spaces and the charset's punctuation
 _NUMBER = re.compile(r"\d+[A-Z]?")
+# words of the 63 province names written outside the rules (Đắk Lắk, Bắc Kạn, Kon Tum): always accepted
+PROVINCE_WORDS = frozenset(w.lower() for phrase in PROVINCE_PHRASES for w in _WORD.findall(phrase))
 
 
 def _untoned(word: str) -> tuple[str, list[str]]:
@@ -58,7 +61,7 @@ def is_syllable(word: str) -> bool:
     if not (word.islower() or word.isupper() or (word[:1].isupper() and word[1:].islower())):
         return False
     lower = word.lower()
-    if lower in _province_words():
+    if lower in PROVINCE_WORDS:
         return True
     bare, tones = _untoned(lower)
     if len(tones) > 1:
@@ -74,14 +77,6 @@ def is_syllable(word: str) -> bool:
                 continue
             return True
     return False
-
-
-@lru_cache(maxsize=1)
-def _province_words() -> frozenset[str]:
-    """Words of the 63 province names written outside the rules (Đắk Lắk, Bắc Kạn, Kon Tum): always accepted."""
-    from fvi.validate import PROVINCE_PHRASES
-
-    return frozenset(w.lower() for phrase in PROVINCE_PHRASES for w in _WORD.findall(phrase))
 
 
 def bad_words(text: str) -> int:

@@ -1,11 +1,13 @@
 """Reader pre/post-processing: a line box on the flat card → fixed-size grey crop → CTC text."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 from fvi import orthography
-from fvi.charset import ctc_beam_decode, ctc_beam_search, ctc_greedy_decode
+from fvi.charset import ctc_beam_search, ctc_greedy_decode
 
 # INPUT_W is the widest line; the net takes any width (multiple of STRIDE_W). A chip card's long second residence
 # line would be ~600 wide at 32 high (the widest of 1,134 served lines: 599) and is squeezed to fit, as the
@@ -79,12 +81,16 @@ def decode(top: np.ndarray) -> list[tuple[str, float]]:
     """(N, T, K, 2) best classes / probabilities per step (the reader's output) → (text, confidence) per line.
 
     Greedy, unless that reading holds a word Vietnamese cannot spell: then the beam search over the reader's
-    second guesses, which keeps the greedy reading when no guess spells better."""
+    second guesses, which keeps the greedy reading when no guess spells better. A reading it changes takes the
+    greedy confidence scaled by how much less probable it is than the likeliest text the search found."""
     out = []
     for line in top:
         text, conf, _ = ctc_greedy_decode(line[:, 0])
         if orthography.bad_words(text):
-            text, conf = ctc_beam_decode(line, spelling_penalty)
+            found = ctc_beam_search(line, spelling_penalty)
+            best, lp = found[0]
+            if best != text:
+                text, conf = best, conf * math.exp(lp - max(p for _, p in found))
         out.append((text, conf))
     return out
 

@@ -11,6 +11,7 @@ import unicodedata
 
 import numpy as np
 
+from fvi.charset import TONES
 from fvi.orthography import COMMON_RHYMES, FRONT, STOP_TONES
 
 ONSETS = ("", "b", "c", "ch", "d", "đ", "g", "gi", "h", "kh", "l", "m", "n", "ng", "nh", "p", "ph", "qu", "r", "s",
@@ -18,7 +19,6 @@ ONSETS = ("", "b", "c", "ch", "d", "đ", "g", "gi", "h", "kh", "l", "m", "n", "n
 # rhymes without their tone (the common ones: fvi.orthography); the vowel that takes the tone is the one with a
 # modifier, else as in tone_index
 RHYMES = COMMON_RHYMES
-TONES = ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")  # level, huyền, sắc, hỏi, ngã, nặng
 VOWELS = set("aăâeêioôơuưy")
 MODIFIED = set("ăâêôơư")
 
