@@ -125,9 +125,13 @@ def stage_line_crops(card_gray: np.ndarray, line_maps: np.ndarray, found: bool) 
     return crops, meta
 
 
-def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool,
-                   quality_measures: np.ndarray, card_type: np.ndarray) -> OcrResult:
-    return assemble(reader.decode(ctc_best), line_meta, corners, confidence, found, quality_measures, card_type,
+def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, card_gray: np.ndarray, read: Callable[[np.ndarray], np.ndarray],
+                   corners: np.ndarray, confidence: float, found: bool, quality_measures: np.ndarray,
+                   card_type: np.ndarray) -> OcrResult:
+    """read: crops → the reader's output, for the unsure lines' second reading (fvi.reader.reread_unsure)."""
+    boxes = [row[1:5] if found and row[0] >= 0 else None for row in line_meta]
+    texts = reader.reread_unsure(reader.decode(ctc_best), card_gray, boxes, read)
+    return assemble(texts, line_meta, corners, confidence, found, quality_measures, card_type,
                     lambda i: reader.readings(ctc_best[i]))
 
 
@@ -160,6 +164,9 @@ class ReferencePipeline:
     def run_cropper(self, image: np.ndarray) -> np.ndarray:
         return self.cropper.run(None, {"image": image})[0]
 
+    def run_reader(self, crops: np.ndarray) -> np.ndarray:
+        return self.reader.run(None, {"line": crops})[0]
+
     def __call__(self, data: bytes, timings: dict[str, float] | None = None) -> OcrResult:
         """timings, if given, accumulates seconds per step under the ensemble's model names."""
         clock = _StepClock(timings)
@@ -168,9 +175,9 @@ class ReferencePipeline:
         w = clock("card_warp", stage_warp, data, d.letterbox, heatmaps[0], self.run_cropper)
         maps, card_type = clock("detector", self.detector.run, DETECTOR_OUTPUTS, {"card": w.detector_input})
         crops, meta = clock("line_crops", stage_line_crops, w.card, maps[0], bool(w.found[0]))
-        best = clock("reader", self.reader.run, None, {"line": crops})[0]
-        return clock("assemble", stage_assemble, best, meta, w.corners, float(w.confidence[0]), bool(w.found[0]), w.quality,
-                     card_type[0])
+        best = clock("reader", self.run_reader, crops)
+        return clock("assemble", stage_assemble, best, meta, w.card, self.run_reader, w.corners, float(w.confidence[0]),
+                     bool(w.found[0]), w.quality, card_type[0])
 
 
 class _StepClock:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -99,3 +100,44 @@ def readings(top_line: np.ndarray) -> list[tuple[str, float]]:
     """One line's likeliest texts and their log-probabilities, likeliest first (from its (T, K, 2) reader output):
     the other readings the card rules may choose from (fvi.assemble.agree_with_card_rules)."""
     return ctc_beam_search(top_line)
+
+
+# A line read less surely than this is read again from other cuts of its box (reread_unsure). On 400 tuning photos
+# (seed 9300, chip 2021 and 2016, mild capture; no evaluation uses them) a fifth of the lines were under it, and the
+# views' vote took whole cards from 73.5% to 76.5% (19 fields fixed, 4 broken); 0.97 changed nothing more.
+REREAD_BELOW = 0.9
+# Other cuts of the box: a tenth shorter and taller (the detector's boxes are often that far off the line's
+# height), and shifted up and down by 8% of it. The scaled cuts alone fixed 16 fields and broke 7.
+VIEW_SCALES = (0.9, 1.1)
+VIEW_SHIFTS = (-0.08, 0.08)
+
+
+def other_views(box: np.ndarray) -> list[np.ndarray]:
+    """The line's box cut a little differently: what the reader would have seen had the detector drawn it so."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    h, mid = y1 - y0, (y0 + y1) / 2
+    scaled = [(mid - h * s / 2, mid + h * s / 2) for s in VIEW_SCALES]
+    shifted = [(y0 + d * h, y1 + d * h) for d in VIEW_SHIFTS]
+    return [np.array([x0, top, x1, bottom], np.float32) for top, bottom in scaled + shifted]
+
+
+def reread_unsure(texts: list[tuple[str, float]], card_gray: np.ndarray, boxes: list[np.ndarray | None],
+                  read: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, float]]:
+    """Lines under REREAD_BELOW read again from other_views, in one reader call (`read`: crops → its output); the
+    reading most views agree on wins (ties: the surest). Its confidence is the views' mean confidence in it (a
+    view that read something else counts 0), so views that disagree lower it. boxes[i] None: not a line."""
+    unsure = [i for i, ((_, conf), box) in enumerate(zip(texts, boxes)) if box is not None and conf < REREAD_BELOW]
+    if not unsure:
+        return texts
+    views = [v for i in unsure for v in other_views(boxes[i])]
+    again = decode(read(crop_lines(card_gray, views)))
+    out = list(texts)
+    per_line = len(VIEW_SCALES) + len(VIEW_SHIFTS)
+    for k, i in enumerate(unsure):
+        reads = [texts[i], *again[k * per_line : (k + 1) * per_line]]
+        support: dict[str, list[float]] = {}
+        for text, conf in reads:
+            support.setdefault(text, []).append(conf)
+        best = max(support, key=lambda t: (len(support[t]), max(support[t])))
+        out[i] = (best, sum(support[best]) / len(reads))
+    return out

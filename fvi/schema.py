@@ -54,9 +54,12 @@ CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_lef
 
 STATUS_OK = "ok"
 STATUS_NO_CARD = "no_card"
-# card_warp's error when its call to the cropper (the second look) fails, e.g. while the server restarts:
-# transient, so the gateway answers 503 and the client retries
+# A step's error when its call to a network fails, e.g. while the server restarts: card_warp's to the cropper
+# (the second look), assemble's to the reader (unsure lines read again). Transient, so the gateway answers 503
+# and the client retries.
 ERROR_CROPPER_UNAVAILABLE = "cropper_unavailable"
+ERROR_READER_UNAVAILABLE = "reader_unavailable"
+STEP_UNAVAILABLE_ERRORS: tuple[str, ...] = (ERROR_CROPPER_UNAVAILABLE, ERROR_READER_UNAVAILABLE)
 
 
 @dataclass

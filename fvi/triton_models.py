@@ -13,7 +13,7 @@ import numpy as np
 
 from fvi import pipeline
 from fvi.image_io import ImageError
-from fvi.schema import ERROR_CROPPER_UNAVAILABLE
+from fvi.schema import ERROR_CROPPER_UNAVAILABLE, ERROR_READER_UNAVAILABLE
 
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
@@ -23,6 +23,10 @@ def _pb():
     import triton_python_backend_utils as pb_utils
 
     return pb_utils
+
+
+class ModelCallFailed(RuntimeError):
+    pass
 
 
 def _image_bytes(tensor: np.ndarray) -> bytes:
@@ -47,6 +51,15 @@ class _Base:
 
     def error(self, message: str):
         return self.pb.InferenceResponse(output_tensors=[], error=self.pb.TritonError(message))
+
+    def call(self, model: str, input_name: str, array: np.ndarray, output_name: str) -> np.ndarray:
+        """A BLS call from this step to a network of the repository (raises ModelCallFailed)."""
+        req = self.pb.InferenceRequest(model_name=model, requested_output_names=[output_name],
+                                       inputs=[self.pb.Tensor(input_name, array)])
+        resp = req.exec()
+        if resp.has_error():
+            raise ModelCallFailed(resp.error().message())
+        return self.pb.get_output_tensor_by_name(resp, output_name).as_numpy()
 
     def execute(self, requests):
         return [self.handle(r) for r in requests]
@@ -87,10 +100,6 @@ class DecodeModel(_Base):
         return self.out(CROPPER_INPUT=d.cropper_input, LETTERBOX=d.letterbox)
 
 
-class CropperCallFailed(RuntimeError):
-    pass
-
-
 class WarpModel(_Base):
     """The cropper's second look (zoomed on the card) is a BLS call from here to the cropper model, so the
     photo is decoded once at working size, in this step."""
@@ -100,12 +109,7 @@ class WarpModel(_Base):
         self.cropper_model = self.param("cropper_model", "cropper")
 
     def run_cropper(self, image: np.ndarray) -> np.ndarray:
-        req = self.pb.InferenceRequest(model_name=self.cropper_model, requested_output_names=["heatmaps"],
-                                       inputs=[self.pb.Tensor("image", image)])
-        resp = req.exec()
-        if resp.has_error():
-            raise CropperCallFailed(resp.error().message())
-        return self.pb.get_output_tensor_by_name(resp, "heatmaps").as_numpy()
+        return self.call(self.cropper_model, "image", image, "heatmaps")
 
     def handle(self, request):
         try:
@@ -113,7 +117,7 @@ class WarpModel(_Base):
                                     self.inp(request, "HEATMAPS")[0], self.run_cropper)
         except ImageError as e:  # decode accepted these bytes, so only a decoder disagreement lands here
             return self.error(f"{e.code}: {e}")
-        except CropperCallFailed as e:
+        except ModelCallFailed as e:
             return self.error(f"{ERROR_CROPPER_UNAVAILABLE}: the cropper's second look failed ({e}); retry, or check the server")
         return self.out(CARD_GRAY=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
                         CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
@@ -127,9 +131,24 @@ class LineCropsModel(_Base):
 
 
 class AssembleModel(_Base):
+    """Unsure lines are read again from other cuts of their boxes by a BLS call to the reader model named by
+    reader_model (fvi.reader.reread_unsure), so only those lines pay for it."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.reader_model = self.param("reader_model", "reader")
+
+    def run_reader(self, crops: np.ndarray) -> np.ndarray:
+        return self.call(self.reader_model, "line", crops, "ctc_best")
+
     def handle(self, request):
-        result = pipeline.stage_assemble(self.inp(request, "CTC_BEST"), self.inp(request, "LINE_META"),
-                                         self.inp(request, "CORNERS"), float(self.inp(request, "CARD_CONFIDENCE")[0]),
-                                         bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"),
-                                         self.inp(request, "CARD_TYPE")[0])
+        try:
+            result = pipeline.stage_assemble(self.inp(request, "CTC_BEST"), self.inp(request, "LINE_META"),
+                                             self.inp(request, "CARD_GRAY"), self.run_reader, self.inp(request, "CORNERS"),
+                                             float(self.inp(request, "CARD_CONFIDENCE")[0]),
+                                             bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"),
+                                             self.inp(request, "CARD_TYPE")[0])
+        except ModelCallFailed as e:
+            return self.error(f"{ERROR_READER_UNAVAILABLE}: the second reading of unsure lines failed ({e}); retry, "
+                              "or check the server")
         return self.out(RESULT=np.array([result.to_json().encode("utf-8")], dtype=object))

@@ -10,7 +10,7 @@ import re
 
 from tritonclient.utils import InferenceServerException
 
-from fvi.schema import ERROR_CROPPER_UNAVAILABLE
+from fvi.schema import STEP_UNAVAILABLE_ERRORS
 
 # fvi.image_io.ImageError codes -> HTTP status
 IMAGE_ERROR_STATUS: dict[str, int] = {
@@ -49,7 +49,7 @@ def from_triton(exc: InferenceServerException, retry_after_s: int) -> ApiError:
         code = m.group(1)
         return ApiError(IMAGE_ERROR_STATUS[code], code, m.group(2).strip())
     status = exc.status() or ""
-    if f"{ERROR_CROPPER_UNAVAILABLE}:" in text:  # a step inside the graph could not reach another: restarting
+    if any(f"{code}:" in text for code in STEP_UNAVAILABLE_ERRORS):  # a step could not reach a network: restarting
         return unavailable("the inference server is not available; retry later", retry_after_s)
     if status.endswith("DEADLINE_EXCEEDED"):
         return ApiError(504, "triton_timeout", "the inference server did not answer in time; retry later")

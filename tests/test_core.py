@@ -85,6 +85,30 @@ def test_a_line_vietnamese_spells_is_read_greedily():
     assert reader.decode(top[None])[0] == charset.ctc_greedy_decode(top[:, 0])[:2]
 
 
+def test_an_unsure_line_is_read_again_from_other_cuts_of_its_box_and_the_views_vote():
+    def output(steps: list[dict[str, float]]) -> np.ndarray:
+        return _reader_output(steps + [{"": 0.999}] * (12 - len(steps)))
+
+    doubtful = _sure("T") + [{"ầ": 0.6, "â": 0.4}, {"": 0.999}] + _sure("n")
+    first = np.stack([output(doubtful), output(_sure("Nam")), output(_sure(""))])
+    texts = reader.decode(first)
+    assert texts[0][0] == "Tần" and texts[0][1] < reader.REREAD_BELOW <= texts[1][1]
+    read_crops = []
+
+    def read(crops: np.ndarray) -> np.ndarray:  # the other cuts of the unsure line: three read "Tân", one "Tần"
+        read_crops.append(crops)
+        return np.stack([output(_sure("Tân"))] * 3 + [output(doubtful)])
+
+    card = np.full((CARD_H, 800), 200, np.uint8)
+    boxes = [np.array([100, 100, 300, 130], np.float32), np.array([100, 200, 200, 230], np.float32), None]
+    again = reader.reread_unsure(texts, card, boxes, read)
+    assert len(read_crops) == 1 and len(read_crops[0]) == 4  # one reader call, the unsure line's four views only
+    assert again[1:] == texts[1:]  # a sure line and a padding row are left alone
+    assert again[0][0] == "Tân"
+    assert again[0][1] == pytest.approx(3 * 0.999 ** 12 / 5, abs=0.02)  # the view that disagreed counts nothing
+    assert reader.reread_unsure(texts[1:], card, boxes[1:], read) == texts[1:] and len(read_crops) == 1
+
+
 def test_identity_follows_id_number_rules():
     ids = IdentityFactory(123)
     for _ in range(50):

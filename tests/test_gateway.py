@@ -182,6 +182,8 @@ def test_invalid_result_does_not_quote_field_values():
     ("Request for unknown model: 'fvi_ensemble' has no available versions", "StatusCode.NOT_FOUND", 503, "triton_unavailable"),
     ("in ensemble 'fvi_ensemble', cropper_unavailable: the cropper's second look failed (Server is stopping); retry",
      "StatusCode.INTERNAL", 503, "triton_unavailable"),  # card_warp's BLS call during a restart
+    ("in ensemble 'fvi_ensemble', reader_unavailable: the second reading of unsure lines failed (Server is stopping); "
+     "retry", "StatusCode.INTERNAL", 503, "triton_unavailable"),  # assemble's BLS call during a restart
     ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED", 504, "triton_timeout"),
     ("onnxruntime exploded", "StatusCode.INTERNAL", 502, "triton_error"),
 ])
