@@ -382,6 +382,7 @@ def score(items: list[Item], outcomes: dict[str, Outcome]) -> dict[str, Any]:
     free_no_card = sum(outcomes[i.name].status == STATUS_NO_CARD for i in free)
     return {
         "cards": n,
+        "failed_requests": sum(outcomes[i.name].result is None for i in cards + free),
         "card_free_images": len(free),
         "card_found": _rate(found, n),
         "false_no_card": _rate(no_card, n),
@@ -630,7 +631,10 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
               "returns; the in-process pipeline runs the same code (agreement below).",
               "", f"Ensemble and in-process pipeline give identical results on "
               f"{fmt('card_found', r['agreement_ensemble_reference'])} of the cards (status, card type, every "
-              "field value and confidence, corners).", ""]
+              "field value and confidence, corners).", "",
+              "Photos answered with an error instead of a result (counted as cards not found): "
+              + ", ".join(f"{name} {s['overall']['failed_requests']}" for name, s in r["systems"].items()
+                          if s["overall"].get("failed_requests") is not None) + ".", ""]
 
     lines += ["## Side by side", ""]
     if "same_photos_as_tesseract" in r:

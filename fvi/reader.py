@@ -110,6 +110,10 @@ REREAD_BELOW = 0.9
 # height), and shifted up and down by 8% of it. The scaled cuts alone fixed 16 fields and broke 7.
 VIEW_SCALES = (0.9, 1.1)
 VIEW_SHIFTS = (-0.08, 0.08)
+# At most this many lines of a card are read again, the least sure first: with their four views, the reader's
+# max_batch_size (64, model_repository/reader/config.pbtxt), so one BLS call holds them, and a photo the reader
+# can barely read costs no more than that.
+MAX_REREAD_LINES = 16
 
 
 def other_views(box: np.ndarray) -> list[np.ndarray]:
@@ -123,10 +127,11 @@ def other_views(box: np.ndarray) -> list[np.ndarray]:
 
 def reread_unsure(texts: list[tuple[str, float]], card_gray: np.ndarray, boxes: list[np.ndarray | None],
                   read: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, float]]:
-    """Lines under REREAD_BELOW read again from other_views, in one reader call (`read`: crops → its output); the
+    """Lines under REREAD_BELOW (the MAX_REREAD_LINES least sure) read again from other_views, in one reader call (`read`: crops → its output); the
     reading most views agree on wins (ties: the surest). Its confidence is the views' mean confidence in it (a
     view that read something else counts 0), so views that disagree lower it. boxes[i] None: not a line."""
     unsure = [i for i, ((_, conf), box) in enumerate(zip(texts, boxes)) if box is not None and conf < REREAD_BELOW]
+    unsure = sorted(sorted(unsure, key=lambda i: texts[i][1])[:MAX_REREAD_LINES])
     if not unsure:
         return texts
     views = [v for i in unsure for v in other_views(boxes[i])]

@@ -107,6 +107,10 @@ def test_an_unsure_line_is_read_again_from_other_cuts_of_its_box_and_the_views_v
     assert again[0][0] == "Tân"
     assert again[0][1] == pytest.approx(3 * 0.999 ** 12 / 5, abs=0.02)  # the view that disagreed counts nothing
     assert reader.reread_unsure(texts[1:], card, boxes[1:], read) == texts[1:] and len(read_crops) == 1
+    many = [texts[0]] * 20  # a barely read card: only the least sure lines, as many as one reader batch holds
+    read_crops.clear()
+    reader.reread_unsure(many, card, [boxes[0]] * 20, read)
+    assert len(read_crops[0]) == reader.MAX_REREAD_LINES * 4
 
 
 def test_identity_follows_id_number_rules():

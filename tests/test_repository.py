@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from converters.install_engines import NETS, config_variants, install, load_config, validate
@@ -74,6 +75,15 @@ def test_nets_batch_dynamically():
         assert {"config.pbtxt", "configs/onnxruntime.pbtxt", "configs/tensorrt.pbtxt"} <= set(variants)
         io = {v: ([(t.name, list(t.dims)) for t in c.input], [(t.name, list(t.dims)) for t in c.output]) for v, c in variants.items()}
         assert len({repr(x) for x in io.values()}) == 1, f"{net}: variants disagree on inputs/outputs: {io}"
+
+
+def test_a_cards_second_reading_fits_one_reader_batch():
+    from fvi import pipeline, reader
+
+    views = len(reader.other_views(np.array([0, 0, 100, 20], np.float32)))
+    for variant, cfg in config_variants(REPO / "reader").items():
+        assert cfg.max_batch_size >= pipeline.MAX_LINES, variant  # the first reading: every line of a card
+        assert cfg.max_batch_size >= reader.MAX_REREAD_LINES * views, variant  # assemble's one BLS call
 
 
 @pytest.mark.parametrize("net", NETS)

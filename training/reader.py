@@ -89,8 +89,8 @@ def cer(pred: str, truth: str) -> int:
 # "Nữ" on 29 of 99 mild validation crops (short-line accuracy 85.8% against 96.6%) while its CER and the
 # field figures (the ID number implies the sex) hardly moved. Width batching (width_batches) makes this the mix's
 # doing: the narrowest batches hold the sex values and the short rendered random strings (a fifth of `lines`), and a
-# blurred "Nữ" is read from that company. A fine-tune on fresh batches with `lines` a quarter of the crops (twice
-# command 9's share) read it as random capitals (NŨ, NÚ, NI) on 11% of mild validation crops.
+# blurred "Nữ" is read from that company. A fine-tune on fresh batches with `lines` a quarter of the crops (near
+# three times command 9's share) read 22 of 99 mild validation "Nữ" crops as random capitals (NŨ, NÚ, NI).
 SHORT_LINE_CHARS = 3
 
 
