@@ -10,7 +10,7 @@ import pytest
 
 from fvi import charset, cropper, detector, orthography, reader
 from fvi.assemble import assemble, normalize_field
-from fvi.geometry import CARD_CORNERS, CARD_H, Letterbox, letterbox, quad_is_plausible, warp_card
+from fvi.geometry import CARD_CORNERS, CARD_H, CARD_W, Letterbox, letterbox, quad_is_plausible, warp_card
 from fvi.schema import FIELDS, SINGLE_LINE_FIELDS, OcrResult
 from fvi.synth.identity import PROVINCES, IdentityFactory, century_sex_digit, expiry_for
 
@@ -99,7 +99,7 @@ def test_an_unsure_line_is_read_again_from_other_cuts_of_its_box_and_the_views_v
         read_crops.append(crops)
         return np.stack([output(_sure("Tân"))] * 3 + [output(doubtful)])
 
-    card = np.full((CARD_H, 800), 200, np.uint8)
+    card = np.full((CARD_H, CARD_W), 200, np.uint8)
     boxes = [np.array([100, 100, 300, 130], np.float32), np.array([100, 200, 200, 230], np.float32), None]
     again = reader.reread_unsure(texts, card, boxes, read)
     assert len(read_crops) == 1 and len(read_crops[0]) == 4  # one reader call, the unsure line's four views only
@@ -110,7 +110,7 @@ def test_an_unsure_line_is_read_again_from_other_cuts_of_its_box_and_the_views_v
     many = [texts[0]] * 20  # a barely read card: only the least sure lines, as many as one reader batch holds
     read_crops.clear()
     reader.reread_unsure(many, card, [boxes[0]] * 20, read)
-    assert len(read_crops[0]) == reader.MAX_REREAD_LINES * 4
+    assert len(read_crops[0]) == reader.MAX_REREAD_LINES * len(reader.other_views(boxes[0]))
 
 
 def test_identity_follows_id_number_rules():
