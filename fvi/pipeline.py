@@ -129,7 +129,7 @@ def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, card_gray: np.nd
                    corners: np.ndarray, confidence: float, found: bool, quality_measures: np.ndarray,
                    card_type: np.ndarray) -> OcrResult:
     """read: crops → the reader's output, for the unsure lines' second reading (fvi.reader.reread_unsure)."""
-    boxes = [row[1:5] if found and row[0] >= 0 else None for row in line_meta]
+    boxes = [row[1:5] if row[0] >= 0 else None for row in line_meta]  # field −1: padding (no card, no line)
     texts = reader.reread_unsure(reader.decode(ctc_best), card_gray, boxes, read)
     return assemble(texts, line_meta, corners, confidence, found, quality_measures, card_type,
                     lambda i: reader.readings(ctc_best[i]))

@@ -127,19 +127,21 @@ def other_views(box: np.ndarray) -> list[np.ndarray]:
 
 def reread_unsure(texts: list[tuple[str, float]], card_gray: np.ndarray, boxes: list[np.ndarray | None],
                   read: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, float]]:
-    """Lines under REREAD_BELOW (the MAX_REREAD_LINES least sure) read again from other_views, in one reader call (`read`: crops → its output); the
-    reading most views agree on wins (ties: the surest). Its confidence is the views' mean confidence in it (a
-    view that read something else counts 0), so views that disagree lower it. boxes[i] None: not a line."""
+    """Lines under REREAD_BELOW (the MAX_REREAD_LINES least sure) read again from other_views, in one reader call
+    (`read`: crops → its output); the reading most views agree on wins (ties: the surest). Its confidence is the
+    views' mean confidence in it (a view that read something else counts 0), so views that disagree lower it.
+    boxes[i] None: not a line."""
     unsure = [i for i, ((_, conf), box) in enumerate(zip(texts, boxes)) if box is not None and conf < REREAD_BELOW]
     unsure = sorted(sorted(unsure, key=lambda i: texts[i][1])[:MAX_REREAD_LINES])
     if not unsure:
         return texts
-    views = [v for i in unsure for v in other_views(boxes[i])]
-    again = decode(read(crop_lines(card_gray, views)))
+    views = [other_views(boxes[i]) for i in unsure]
+    again = decode(read(crop_lines(card_gray, [v for line in views for v in line])))
     out = list(texts)
-    per_line = len(VIEW_SCALES) + len(VIEW_SHIFTS)
-    for k, i in enumerate(unsure):
-        reads = [texts[i], *again[k * per_line : (k + 1) * per_line]]
+    start = 0
+    for i, line_views in zip(unsure, views):
+        reads = [texts[i], *again[start : start + len(line_views)]]
+        start += len(line_views)
         support: dict[str, list[float]] = {}
         for text, conf in reads:
             support.setdefault(text, []).append(conf)
