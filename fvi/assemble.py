@@ -66,6 +66,42 @@ def house_number_digits(part: str) -> str:
     return _HOUSE_NUMBER.sub(lambda m: m.group().translate(_AS_DIGITS), part)
 
 
+# Inside a street's name "số" is the word number, lower case ("Đường số 2", "phố số 78"); only a house number
+# opening a part is "Số 47". S and s differ only in height, which a blurred line loses.
+_STREET_NUMBER = re.compile(r"(?:(?<=Đường )|(?<=đường )|(?<=Phố )|(?<=phố ))Số(?= \d)")
+# "Đường" read without its stroke ("Dường" is no name) or its tone before a street number ("đương số 6")
+_STREET_WORD = re.compile(r"\b(?:([Dd])ường|([Đđ])ương(?= (?:[Ss]ố )?\d))\b")
+
+
+def street_words(part: str) -> str:
+    """"Dường Số 2" → "Đường số 2": the street words of an address as they are written."""
+    part = _STREET_WORD.sub(lambda m: ("Đ" if (m.group(1) or m.group(2)) in "DĐ" else "đ") + "ường", part)
+    return _STREET_NUMBER.sub("số", part)
+
+
+_STREET_KINDS = frozenset("đường phố hẻm ngõ ngách khu khóm ấp tổ".split())
+
+
+def split_at_units(part: str) -> list[str]:
+    """"Xã An Bình Thành phố Hưng Anh" → ["Xã An Bình", "Thành phố Hưng Anh"]: a comma the reader lost. A capitalised
+    administrative unit after two words of a part, followed by a capitalised name, begins the next part; not one
+    word in, after a street word or after no more than a house number, where it is a name ("Phường Xã Đàn",
+    "Phố Huyện Lệ", "Số 2 Phường Đình")."""
+    words, parts, start = part.split(" "), [], 0
+    for i in range(2, len(words)):
+        named = any(w.isalpha() and w.casefold() != "số" for w in words[start:i])
+        if i - start < 2 or not named or not words[i][:1].isupper() or words[i - 1].casefold() in _STREET_KINDS:
+            continue
+        for unit in validate.ADMIN_UNITS:
+            n = unit.count(" ") + 1
+            after = words[i + n : i + n + 1]
+            if " ".join(words[i : i + n]).casefold() == unit.casefold() and after and after[0][:1].isupper():
+                parts.append(" ".join(words[start:i]))
+                start = i
+                break
+    return parts + [" ".join(words[start:])]
+
+
 def admin_unit_case(part: str) -> str:
     """"Thành Phố Vinh" → "Thành phố Vinh": a unit's case is the registry's; P and p differ only in height."""
     for unit in validate.ADMIN_UNITS:
@@ -87,7 +123,8 @@ def normalize_field(name: str, value: str) -> str:
     if name == "full_name":
         return value.upper()
     if name in ADDRESS_FIELDS and value:
-        parts = [admin_unit_case(house_number_digits(p.strip())) for p in value.split(",")]
+        parts = [admin_unit_case(street_words(house_number_digits(unit))) for p in value.split(",")
+                 for unit in split_at_units(p.strip())]
         parts[-1] = snap_province(parts[-1])
         return ", ".join(p for p in parts if p)
     if name == "sex":
@@ -133,6 +170,16 @@ def _disagreements(values: dict[str, str]) -> int:
                for w in validate.check(values))
 
 
+def candidate_values(name: str, value: str) -> list[str]:
+    """A reading as the values it may stand for: an ID number read with more than ID_DIGITS digits is each run of
+    ID_DIGITS of them (the detector's box may take in the "Số:" before the number, read as digits, or a mark
+    after it); the card rules choose among them."""
+    extra = len(value) - validate.ID_DIGITS
+    if name != "id_number" or extra <= 0:
+        return [value]
+    return [value[k : k + validate.ID_DIGITS] for k in range(extra + 1)]
+
+
 def agree_with_card_rules(fields: dict[str, FieldResult],
                           readings: Callable[[str], list[tuple[str, float]]]) -> list[Warning]:
     """When the ID number and the dates break the rules that tie them, take the likeliest combination of the
@@ -152,9 +199,9 @@ def agree_with_card_rules(fields: dict[str, FieldResult],
         best = found[0][1] if found else 0.0
         kept = [(values[name], 0.0)]
         for text, lp in found:
-            value = normalize_field(name, text)
-            if lp >= best - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
-                kept.append((value, lp - best))
+            for value in candidate_values(name, normalize_field(name, text)):
+                if lp >= best - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
+                    kept.append((value, lp - best))
         options[name] = kept[:READINGS_PER_FIELD]
     choice, likeliest = None, -np.inf
     for combo in itertools.product(*options.values()):

@@ -20,6 +20,7 @@ SEXES = ("Nam", "Nữ")
 # Citizen identity cards are issued to Vietnamese citizens only: the nationality line reads this.
 NATIONALITY = "Việt Nam"
 EXPIRY_AGES = (25, 40, 60)
+ID_DIGITS = 12
 # First three digits of the personal ID number: province of birth registration (63 provinces, pre-2025).
 PROVINCES: dict[str, str] = {
     "001": "Hà Nội", "002": "Hà Giang", "004": "Cao Bằng", "006": "Bắc Kạn", "008": "Tuyên Quang",
@@ -70,7 +71,7 @@ def century_sex_digit(birth_year: int, sex: str) -> int:
 def sex_of_id(id_number: str) -> str | None:
     """The sex a well-formed ID number encodes (its fourth digit: even for a man, odd for a woman, whatever
     the century), or None when it is no 12-digit number with a known province code."""
-    if not re.fullmatch(r"\d{12}", id_number) or id_number[:3] not in PROVINCE_CODES:
+    if not re.fullmatch(rf"\d{{{ID_DIGITS}}}", id_number) or id_number[:3] not in PROVINCE_CODES:
         return None
     return SEXES[int(id_number[3]) % 2]
 
@@ -103,8 +104,8 @@ def check(values: dict[str, str], today: dt.date | None = None) -> list[Warning]
         add("date_invalid", ("date_of_birth",), "the date of birth is not a valid past date (dd/mm/yyyy)")
         dob = None
     if idn:
-        if not re.fullmatch(r"\d{12}", idn):
-            add("id_format", ("id_number",), "the ID number must have 12 digits")
+        if not re.fullmatch(rf"\d{{{ID_DIGITS}}}", idn):
+            add("id_format", ("id_number",), f"the ID number must have {ID_DIGITS} digits")
         else:
             if idn[:3] not in PROVINCE_CODES:
                 add("id_province_unknown", ("id_number",), "the ID number's first three digits are no province code")

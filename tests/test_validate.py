@@ -96,6 +96,16 @@ def test_capture_problems_become_warnings():
     ("place_of_residence", "S04 Quang Trung, Xã An Phú, Tỉnh Tây Ninh", "504 Quang Trung, Xã An Phú, Tỉnh Tây Ninh"),
     ("place_of_residence", "S/6O Hẻm 84, Xã An Phú, Tỉnh Tây Ninh", "5/60 Hẻm 84, Xã An Phú, Tỉnh Tây Ninh"),
     ("place_of_residence", "Số 12A Khu I, Xã SOS, Tỉnh Tây Ninh", "Số 12A Khu I, Xã SOS, Tỉnh Tây Ninh"),  # no digits: words
+    # S and s differ in height only: "số" inside a street name is lower case; "Đường" has its stroke and tone
+    ("place_of_residence", "Số 9 đường Số 80, Xã An Phú, Tỉnh Tây Ninh", "Số 9 đường số 80, Xã An Phú, Tỉnh Tây Ninh"),
+    ("place_of_residence", "Số 5 Dường 50, Xã An Phú, Tỉnh Tây Ninh", "Số 5 Đường 50, Xã An Phú, Tỉnh Tây Ninh"),
+    ("place_of_residence", "7 Khu 4 đương số 6, Xã An Phú, Tỉnh Tây Ninh", "7 Khu 4 đường số 6, Xã An Phú, Tỉnh Tây Ninh"),
+    ("place_of_residence", "Số 3 Đường Dương 5, Xã Dương Minh Châu, Tỉnh Tây Ninh",
+     "Số 3 Đường Dương 5, Xã Dương Minh Châu, Tỉnh Tây Ninh"),  # a name, not a misread street word
+    # a lost comma: an administrative unit inside a part begins the next one, unless it is a name ("Phố Xã Đàn")
+    ("place_of_origin", "Xã An Bình Thành phố Hưng Anh, Tỉnh Quảng Bình", "Xã An Bình, Thành phố Hưng Anh, Tỉnh Quảng Bình"),
+    ("place_of_residence", "5 Phố Xã Đàn Phường Xã Đàn Quận Đống Đa, Thành phố Hà Nội",
+     "5 Phố Xã Đàn, Phường Xã Đàn, Quận Đống Đa, Thành phố Hà Nội"),
     ("date_of_expiry", "Không thờ hạn", "Không thời hạn"),
     ("date_of_expiry", "0 1/08/2028", "01/08/2028"),
 ])
@@ -131,6 +141,17 @@ def test_the_id_number_and_the_birth_year_are_read_together():
     agree_with_card_rules(fields, lambda name: readings.get(name, []))
     # both fixes make the card agree; the ID's second guess is the likelier one
     assert fields["id_number"].value == "038090004567" and fields["date_of_birth"].value == "16/08/1990"
+
+
+@pytest.mark.parametrize("read", ["32038090004567", "03809000456712"])
+def test_an_id_number_read_with_extra_digits_is_the_run_of_twelve_the_card_rules_accept(read):
+    from fvi.assemble import agree_with_card_rules
+
+    fields = _card(id_number=read)  # "Số:" before the number, or a mark after it, read as digits
+    warnings = agree_with_card_rules(fields, lambda name: [(read, -0.3)] if name == "id_number" else [])
+    assert fields["id_number"].value == "038090004567"
+    assert fields["id_number"].confidence == validate.FINDING_CONFIDENCE_CAP
+    assert [(w.code, w.fields) for w in warnings] == [("read_by_card_rules", ["id_number"])]
 
 
 def test_readings_that_agree_are_left_alone_and_far_fetched_ones_are_not_taken():
