@@ -11,7 +11,7 @@ from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
 from fvi.charset import normalize
-from fvi.schema import (CARD_FIELDS, CARD_TYPES, FIELDS, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult,
+from fvi.schema import (CARD_FIELDS, CARD_TYPES, FIELDS, FRONT_LINES, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult,
                         OcrResult, Warning)
 
 
@@ -263,8 +263,10 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
         if not lines:
             fields[name] = FieldResult("", 0.0, [])
             continue
-        if name in SINGLE_LINE_FIELDS:  # a second "line" of the ID or a date is something else the detector saw
-            lines = [max(lines, key=lambda line: line[3])]
+        limit = FRONT_LINES[type_name][name]
+        if len(lines) > limit:  # a line more than the card prints the field on is something else the detector saw
+            lines = sorted(sorted(lines, key=lambda line: -line[3])[:limit])
+        if name in SINGLE_LINE_FIELDS:
             single_line[name] = lines[0][4]
         raw = " ".join(line[2] for line in lines)
         conf = min(line[3] for line in lines)

@@ -42,12 +42,13 @@ def _front_layout(card_type: str) -> dict[str, int]:
     return lines
 
 
-_FRONT_LAYOUT = {t: _front_layout(t) for t in CARD_TYPES}
+# card type -> field -> the lines its front prints the field on, at most (an address wraps to the second or not)
+FRONT_LINES: dict[str, dict[str, int]] = {t: _front_layout(t) for t in CARD_TYPES}
 # card type -> the fields on its front, in FIELDS order (the 2024 card prints origin, residence and expiry on
 # its back). A field a card does not carry has ground truth "" and is listed in the ground truth's "absent_fields".
-CARD_FIELDS: dict[str, tuple[str, ...]] = {t: tuple(f for f in FIELDS if f in _FRONT_LAYOUT[t]) for t in CARD_TYPES}
+CARD_FIELDS: dict[str, tuple[str, ...]] = {t: tuple(f for f in FIELDS if f in FRONT_LINES[t]) for t in CARD_TYPES}
 # The fields every card prints on one line (the ID, name, dates, sex, nationality; an address may wrap)
-SINGLE_LINE_FIELDS: frozenset[str] = frozenset(f for f in FIELDS if all(lay.get(f, 1) == 1 for lay in _FRONT_LAYOUT.values()))
+SINGLE_LINE_FIELDS: frozenset[str] = frozenset(f for f in FIELDS if all(lay.get(f, 1) == 1 for lay in FRONT_LINES.values()))
 
 # Corner classes of the cropper, in the card's own orientation.
 CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_left")

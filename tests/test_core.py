@@ -279,15 +279,18 @@ def test_a_misread_sex_line_takes_the_sex_the_id_number_encodes(sex_line, id_num
     assert codes == ({code} if code else set()), codes
 
 
-def test_a_one_line_field_keeps_its_surest_line_and_an_address_keeps_both():
-    # the detector also took a smudge under the ID for an ID line; the residence really wraps
+def test_a_field_keeps_its_surest_lines_up_to_as_many_as_the_card_prints_it_on():
+    # the detector also took a smudge under the ID for an ID line, and the sex line between the residence's two
+    # lines for a third one (a chip card prints residence on two lines, the ID on one)
     meta = np.array([[0, 300, 100, 500, 130, 1.0], [0, 320, 135, 360, 160, 0.6],
-                     [6, 500, 300, 700, 330, 0.9], [6, 200, 340, 700, 370, 0.95]], np.float32)
-    texts = [("001203004567", 0.98), ("1ým", 0.4), ("Xã An Phú,", 0.99), ("Tỉnh Bắc Ninh", 0.9)]
+                     [6, 500, 300, 700, 330, 0.9], [6, 300, 320, 340, 338, 0.7], [6, 200, 340, 700, 370, 0.95]],
+                    np.float32)
+    texts = [("001203004567", 0.98), ("1ým", 0.4), ("Xã An Phú,", 0.99), ("Nữ", 0.9), ("Tỉnh Bắc Ninh", 0.9)]
     res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.97, 0.02, 0.01], np.float32))
     assert (res.fields["id_number"].value, res.fields["id_number"].lines) == ("001203004567", ["001203004567"])
     assert res.fields["id_number"].confidence == pytest.approx(0.98)
     assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
+    assert res.fields["place_of_residence"].lines == ["Xã An Phú,", "Tỉnh Bắc Ninh"]
     assert SINGLE_LINE_FIELDS == {"id_number", "full_name", "date_of_birth", "sex", "nationality", "date_of_expiry"}
 
 
