@@ -156,8 +156,9 @@ def sex_from_id(fields: dict[str, FieldResult]) -> list[Warning]:
 
 
 # The fields the card's rules tie together (the ID number encodes the birth year, the expiry is a birthday), and
-# how much less likely than the reader's first reading another of its readings may be and still be taken when
-# it agrees (log-probability). On the 400 tuning photos of
+# how much less likely than the reader's first readings other readings may be and still be taken when they
+# agree (log-probability; of each field's reading, and of the combination: two fields each nearly e^6 off would
+# be e^12 off together). On the 400 tuning photos of
 # fvi.reader.WORD_PENALTY, a margin of 3 left 2 expiry dates that 6 takes; 10 and 20 took nothing more.
 RULE_FIELDS = ("id_number", "date_of_birth", "date_of_expiry")
 AGREEMENT_MARGIN = 6.0
@@ -206,7 +207,7 @@ def agree_with_card_rules(fields: dict[str, FieldResult],
     choice, likeliest = None, -np.inf
     for combo in itertools.product(*options.values()):
         lp = sum(p for _, p in combo)
-        if lp > likeliest:
+        if lp > likeliest and lp >= -AGREEMENT_MARGIN:  # the margin bounds the combination, not only each reading
             trial = values | {name: v for name, (v, _) in zip(options, combo)}
             if not _disagreements(trial):
                 choice, likeliest = trial, lp

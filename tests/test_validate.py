@@ -165,3 +165,9 @@ def test_readings_that_agree_are_left_alone_and_far_fetched_ones_are_not_taken()
     readings = {"date_of_expiry": [("14/08/2030", -0.4), ("16/08/2030", -0.4 - AGREEMENT_MARGIN - 1)]}
     assert agree_with_card_rules(fields, lambda name: readings.get(name, [])) == []
     assert fields["date_of_expiry"].value == "14/08/2030"  # its expiry_rule finding will still say so
+    # each date's other reading is within the margin, but both at once are e^7 less likely than what was read
+    fields = _card(date_of_birth="18/08/1990", date_of_expiry="16/06/2030")
+    readings = {"date_of_birth": [("18/08/1990", -0.1), ("16/08/1990", -3.6)],
+                "date_of_expiry": [("16/06/2030", -0.1), ("16/08/2030", -3.6)]}
+    assert AGREEMENT_MARGIN < 7 and agree_with_card_rules(fields, lambda name: readings.get(name, [])) == []
+    assert (fields["date_of_birth"].value, fields["date_of_expiry"].value) == ("18/08/1990", "16/06/2030")
