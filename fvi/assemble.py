@@ -181,29 +181,44 @@ def candidate_values(name: str, value: str) -> list[str]:
     return [value[k : k + validate.ID_DIGITS] for k in range(extra + 1)]
 
 
-def agree_with_card_rules(fields: dict[str, FieldResult],
-                          readings: Callable[[str], list[tuple[str, float]]]) -> list[Warning]:
+# a date the other date implies (validate.expiries_of, births_of): what the other's readings say it must be
+IMPLIED_BY = {"date_of_expiry": ("date_of_birth", validate.expiries_of),
+              "date_of_birth": ("date_of_expiry", validate.births_of)}
+
+
+def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[str], list[tuple[str, float]]],
+                          likelihood: Callable[[str, str], float] | None = None) -> list[Warning]:
     """When the ID number and the dates break the rules that tie them, take the likeliest combination of the
     reader's own readings (`readings(field)`: texts with their log-probabilities, likeliest first) that breaks
     none of them (in place). None, not fewer: an unreadable date would hide the rules that need it.
 
     A date's digit is the likeliest misread on a card, and the two dates and the ID number each vouch for the
-    others: on a card the reader's second guess for one digit is often the one that agrees. A value taken
-    this way is capped as a finding's and named in a warning, so no caller auto-accepts it.
+    others: on a card the reader's second guess for one digit is often the one that agrees. The beam search
+    may not reach that guess when two digits are off; so, given `likelihood(field, text)` (the log-probability
+    of a text under that field's line), each date is also scored as the other date's readings imply it. A value
+    taken this way is capped as a finding's and named in a warning, so no caller auto-accepts it.
     """
     values = {k: f.value for k, f in fields.items()}
     if not _disagreements(values):
         return []
     options: dict[str, list[tuple[str, float]]] = {}
+    best: dict[str, float] = {}
     for name in (n for n in RULE_FIELDS if n in fields):
         found = readings(name)
-        best = found[0][1] if found else 0.0
+        best[name] = found[0][1] if found else 0.0
         kept = [(values[name], 0.0)]
         for text, lp in found:
             for value in candidate_values(name, normalize_field(name, text)):
-                if lp >= best - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
-                    kept.append((value, lp - best))
+                if lp >= best[name] - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
+                    kept.append((value, lp - best[name]))
         options[name] = kept[:READINGS_PER_FIELD]
+    implied = {name: [date for other_value, _ in options[other] for date in imply(other_value)]
+               for name, (other, imply) in IMPLIED_BY.items() if likelihood and name in options and other in options}
+    for name, dates in implied.items():
+        for date in dict.fromkeys(dates):
+            lp = likelihood(name, date) - best[name]
+            if lp >= -AGREEMENT_MARGIN and date not in {v for v, _ in options[name]}:
+                options[name].append((date, lp))
     choice, likeliest = None, -np.inf
     for combo in itertools.product(*options.values()):
         lp = sum(p for _, p in combo)
@@ -233,9 +248,11 @@ def card_type_of(probabilities: np.ndarray) -> tuple[str, float]:
 
 def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.ndarray,
              card_confidence: float, found: bool, quality_measures: np.ndarray, card_type: np.ndarray,
-             readings: Callable[[int], list[tuple[str, float]]] | None = None) -> OcrResult:
+             readings: Callable[[int], list[tuple[str, float]]] | None = None,
+             likelihood: Callable[[int, str], float] | None = None) -> OcrResult:
     """line_meta rows: field index (−1 = padding), x0, y0, x1, y1, detector score. readings(i): the reader's
-    readings of line i with their log-probabilities, likeliest first (agree_with_card_rules; None: not used).
+    readings of line i with their log-probabilities, likeliest first; likelihood(i, text): the log-probability
+    of a text under line i (agree_with_card_rules; None: not used).
 
     Every field of FIELDS is reported. One the card type does not print on its front (the 2024 card's
     origin, residence and expiry) is "" and lines the detector gave it are dropped: the card guarantees it
@@ -278,8 +295,10 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
             if name not in on_front:
                 fields[name].confidence = round(min(type_confidence, weakest), 4)
     n_lines = sum(len(v) for v in grouped.values())
-    findings = agree_with_card_rules(fields, lambda name: readings(single_line[name]) if name in single_line else []) \
-        if readings else []
+    findings = agree_with_card_rules(
+        fields, lambda name: readings(single_line[name]) if name in single_line else [],
+        (lambda name, text: likelihood(single_line[name], text) if name in single_line else -np.inf) if likelihood else None,
+    ) if readings else []
     findings += sex_from_id(fields) if "sex" in on_front else []
     findings += validate.check({k: fields[k].value for k in on_front})
     validate.apply(fields, findings)

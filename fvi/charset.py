@@ -150,3 +150,31 @@ def ctc_beam_search(top: np.ndarray, penalty: Callable[[str], float] | None = No
         beams = grown
     found = [(normalize(texts[p]), _logaddexp(*lp)) for p, lp in beams.items()]
     return sorted(found, key=lambda f: f[1] - (penalty(f[0]) if penalty else 0.0), reverse=True)
+
+
+def ctc_log_prob(top: np.ndarray, text: str) -> float:
+    """log P(text) under one line's (T, K, 2) best classes: the CTC forward sum over every alignment. A class
+    outside a step's best K gets an equal share of what they leave, so a text the beam search never reached
+    (a date the card rules imply) can still be scored; -inf for a text the alphabet cannot spell."""
+    if not is_encodable(text):
+        return -math.inf
+    steps = top.shape[0]
+    classes = np.rint(top[:, :, 0]).astype(np.int64)
+    probs = top[:, :, 1].astype(np.float64)
+    rest = np.clip(1.0 - probs.sum(1), 1e-12, None) / max(1, NUM_CLASSES - top.shape[1])
+    logp = np.repeat(np.log(rest)[:, None], NUM_CLASSES, axis=1)
+    np.put_along_axis(logp, classes, np.log(np.clip(probs, 1e-12, None)), axis=1)
+    labels = encode(text)
+    if not labels:
+        return float(logp[:, BLANK].sum())
+    ext = np.array([BLANK] + [c for label in labels for c in (label, BLANK)])  # blank, l1, blank, l2, ..., blank
+    # a label may follow the one two back (skipping a blank) unless they are the same letter
+    skip = np.zeros(len(ext), bool)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    alpha = np.full(len(ext), -np.inf)
+    alpha[:2] = logp[0, ext[:2]]
+    for t in range(1, steps):
+        prev1 = np.concatenate([[-np.inf], alpha[:-1]])
+        prev2 = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
+        alpha = np.logaddexp(np.logaddexp(alpha, prev1), prev2) + logp[t, ext]
+    return float(np.logaddexp(alpha[-1], alpha[-2]))

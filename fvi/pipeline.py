@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fvi import MODELS_DIR, cropper, detector, quality, reader
+from fvi import MODELS_DIR, charset, cropper, detector, quality, reader
 from fvi.assemble import assemble
 from fvi.geometry import CARD_H, CARD_W, Letterbox, warp_card
 from fvi.image_io import Photo, decode_photo
@@ -132,7 +132,7 @@ def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, card_gray: np.nd
     boxes = [row[1:5] if row[0] >= 0 else None for row in line_meta]  # field −1: padding (no card, no line)
     texts = reader.reread_unsure(reader.decode(ctc_best), card_gray, boxes, read)
     return assemble(texts, line_meta, corners, confidence, found, quality_measures, card_type,
-                    lambda i: reader.readings(ctc_best[i]))
+                    lambda i: reader.readings(ctc_best[i]), lambda i, text: charset.ctc_log_prob(ctc_best[i], text))
 
 
 def single_threaded_opencv() -> None:

@@ -83,6 +83,18 @@ def _birthday(dob: dt.date, age: int) -> dt.date:
         return dob.replace(year=dob.year + age, day=28)
 
 
+def expiries_of(date_of_birth: str) -> list[str]:
+    """The expiry dates a card of someone born then may carry: the 25th, 40th or 60th birthday, or none."""
+    dob = parse_date(date_of_birth)
+    return [] if dob is None else [_birthday(dob, age).strftime("%d/%m/%Y") for age in EXPIRY_AGES] + [NO_EXPIRY]
+
+
+def births_of(date_of_expiry: str) -> list[str]:
+    """The birth dates a card expiring then may belong to: 25, 40 or 60 years before."""
+    exp = parse_date(date_of_expiry)
+    return [] if exp is None else [_birthday(exp, -age).strftime("%d/%m/%Y") for age in EXPIRY_AGES]
+
+
 def check(values: dict[str, str], today: dt.date | None = None) -> list[Warning]:
     """Findings on normalised field values; an empty field is reported once and not checked further."""
     today = today or dt.date.today()

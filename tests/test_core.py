@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import math
 import unicodedata
 
 import cv2
@@ -77,6 +79,24 @@ def test_a_line_with_a_word_vietnamese_cannot_spell_takes_the_readers_second_gue
 def test_a_word_of_another_language_is_kept_when_the_reader_has_no_other_guess():
     top = _reader_output(_sure("Pasteur"))
     assert reader.decode(top[None])[0][0] == "Pasteur"
+
+
+def test_a_texts_likelihood_sums_every_ctc_alignment_and_scores_what_the_beam_never_reached():
+    steps = [{"1": 0.7, "7": 0.2, "": 0.1}, {"": 0.6, "1": 0.4}, {"1": 0.5, "": 0.5}, {"2": 0.9, "": 0.1}]
+    top = _reader_output(steps)
+    probs = {(t, ch): q for t, step in enumerate(steps) for ch, q in step.items()}
+
+    def brute_force(text: str) -> float:  # every path of blanks and the text's letters that collapses to it
+        total = 0.0
+        for path in itertools.product(["", *set(text)], repeat=len(steps)):
+            collapsed = [ch for i, ch in enumerate(path) if ch and (i == 0 or path[i - 1] != ch)]
+            if "".join(collapsed) == text:
+                total += math.prod(probs.get((t, ch), 1e-6) for t, ch in enumerate(path))
+        return math.log(total)
+
+    for text in ("12", "112", "2", "712"):
+        assert charset.ctc_log_prob(top, text) == pytest.approx(brute_force(text), abs=1e-3), text
+    assert charset.ctc_log_prob(top, "Straße") == -math.inf
 
 
 def test_a_line_vietnamese_spells_is_read_greedily():

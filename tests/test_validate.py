@@ -132,6 +132,20 @@ def test_a_misread_expiry_digit_takes_the_readers_reading_that_agrees_with_the_b
     assert fields["date_of_birth"].value == "16/08/1990" and fields["date_of_birth"].confidence == 0.97
 
 
+def test_an_expiry_two_digits_off_is_the_birthday_its_line_supports():
+    from fvi.assemble import agree_with_card_rules
+
+    fields = _card(date_of_expiry="18/06/2030")  # day and month both misread: the beam search never reached 16/08
+    readings = {"date_of_expiry": [("18/06/2030", -0.9), ("18/08/2030", -2.0)]}
+    line = {"16/08/2030": -3.1, "16/08/2015": -30.0, "16/08/2050": -25.0, "Không thời hạn": -80.0}
+    warnings = agree_with_card_rules(fields, lambda name: readings.get(name, []),
+                                     lambda name, text: line.get(text, -99.0) if name == "date_of_expiry" else -99.0)
+    assert fields["date_of_expiry"].value == "16/08/2030"  # 40th birthday; e^-2.2 of the reader's first reading
+    assert [(w.code, w.fields) for w in warnings] == [("read_by_card_rules", ["date_of_expiry"])]
+    fields = _card(date_of_expiry="18/06/2030")  # without the line's likelihood only the readings are there
+    assert agree_with_card_rules(fields, lambda name: readings.get(name, [])) == []
+
+
 def test_the_id_number_and_the_birth_year_are_read_together():
     from fvi.assemble import agree_with_card_rules
 
