@@ -83,16 +83,23 @@ def _birthday(dob: dt.date, age: int) -> dt.date:
         return dob.replace(year=dob.year + age, day=28)
 
 
+def _years_apart(value: str, ages: tuple[int, ...]) -> list[str]:
+    """The date `value` moved by each of `ages` years, those the calendar holds (a misread year may be 9948)."""
+    date = parse_date(value)
+    if date is None:
+        return []
+    moved = [_birthday(date, age) for age in ages if dt.MINYEAR <= date.year + age <= dt.MAXYEAR]
+    return [f"{d.day:02d}/{d.month:02d}/{d.year:04d}" for d in moved]
+
+
 def expiries_of(date_of_birth: str) -> list[str]:
     """The expiry dates a card of someone born then may carry: the 25th, 40th or 60th birthday, or none."""
-    dob = parse_date(date_of_birth)
-    return [] if dob is None else [_birthday(dob, age).strftime("%d/%m/%Y") for age in EXPIRY_AGES] + [NO_EXPIRY]
+    return _years_apart(date_of_birth, EXPIRY_AGES) + [NO_EXPIRY] if parse_date(date_of_birth) else []
 
 
 def births_of(date_of_expiry: str) -> list[str]:
     """The birth dates a card expiring then may belong to: 25, 40 or 60 years before."""
-    exp = parse_date(date_of_expiry)
-    return [] if exp is None else [_birthday(exp, -age).strftime("%d/%m/%Y") for age in EXPIRY_AGES]
+    return _years_apart(date_of_expiry, tuple(-age for age in EXPIRY_AGES))
 
 
 def check(values: dict[str, str], today: dt.date | None = None) -> list[Warning]:

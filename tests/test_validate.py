@@ -185,3 +185,15 @@ def test_readings_that_agree_are_left_alone_and_far_fetched_ones_are_not_taken()
                 "date_of_expiry": [("16/06/2030", -0.1), ("16/08/2030", -3.6)]}
     assert AGREEMENT_MARGIN < 7 and agree_with_card_rules(fields, lambda name: readings.get(name, [])) == []
     assert (fields["date_of_birth"].value, fields["date_of_expiry"].value) == ("18/08/1990", "16/06/2030")
+
+
+@pytest.mark.parametrize("dob, expiry", [("01/01/9990", "31/12/0001"), ("29/02/9999", "00/00/0000"), ("3/1957", "9 thời hạn"),
+                                         ("31/12/0001", "29/02/9960")])
+def test_dates_at_the_calendars_edges_are_findings_not_crashes(dob, expiry):
+    from fvi.assemble import agree_with_card_rules
+
+    fields = _card(date_of_birth=dob, date_of_expiry=expiry)  # what a misread year can be
+    readings = {"date_of_birth": [(dob, -0.1)], "date_of_expiry": [(expiry, -0.1)]}
+    warnings = agree_with_card_rules(fields, lambda name: readings.get(name, []), lambda name, text: -1.0)
+    assert all(w.code == "read_by_card_rules" for w in warnings)
+    assert validate.check({k: f.value for k, f in fields.items()})  # still findings: nothing here agrees
