@@ -61,24 +61,12 @@ def line_boxes_on_image(corners: np.ndarray, line_meta: np.ndarray) -> list[tupl
 
 
 def line_texts(result: dict[str, Any], line_meta: np.ndarray) -> list[str]:
-    """The read text of each real LINE_META row, in row order.
-
-    RESULT keeps each field's raw lines sorted by (y0, x0) on the card and LINE_META rows are sorted
-    by (field, y0, x0), so the k-th row of a field is that field's k-th line.
-    """
-    meta = np.asarray(line_meta, np.float32).reshape(-1, 6)
-    fields = result.get("fields") or {}
-    rows = [r for r in meta if r[0] >= 0]
-    order = sorted(range(len(rows)), key=lambda i: (int(rows[i][0]), float(rows[i][2]), float(rows[i][1])))
-    texts = [""] * len(rows)
-    seen: dict[int, int] = {}
-    for i in order:
-        f = int(rows[i][0])
-        k = seen.get(f, 0)
-        seen[f] = k + 1
-        name = FIELDS[f] if 0 <= f < len(FIELDS) else None
-        lines = (fields.get(name) or {}).get("lines", []) if name else []
-        texts[i] = lines[k] if k < len(lines) else ""
+    """The read text of each real LINE_META row, in row order (RESULT's line_texts: every line the detector
+    found, also one a field did not take)."""
+    rows = [r for r in np.asarray(line_meta, np.float32).reshape(-1, 6) if r[0] >= 0]
+    texts = list(result.get("line_texts") or [])
+    if len(texts) != len(rows):
+        raise ValueError(f"RESULT has {len(texts)} line texts for {len(rows)} LINE_META lines")
     return texts
 
 

@@ -11,8 +11,8 @@ from rapidfuzz.distance import Levenshtein
 
 from fvi import quality, validate
 from fvi.charset import normalize
-from fvi.schema import (CARD_FIELDS, CARD_TYPES, FIELDS, FRONT_LINES, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult,
-                        OcrResult, Warning)
+from fvi.schema import (CARD_FIELDS, CARD_TYPES, FIELDS, FRONT_LINES, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK,
+                        FieldResult, OcrResult, Warning)
 
 
 ADDRESS_FIELDS = ("place_of_origin", "place_of_residence")
@@ -295,12 +295,16 @@ def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.
             if name not in on_front:
                 fields[name].confidence = round(min(type_confidence, weakest), 4)
     n_lines = sum(len(v) for v in grouped.values())
-    findings = agree_with_card_rules(
-        fields, lambda name: readings(single_line[name]) if name in single_line else [],
-        (lambda name, text: likelihood(single_line[name], text) if name in single_line else -np.inf) if likelihood else None,
-    ) if readings else []
+    def field_readings(name: str) -> list[tuple[str, float]]:
+        return readings(single_line[name]) if name in single_line else []
+
+    def field_likelihood(name: str, text: str) -> float:
+        return likelihood(single_line[name], text) if name in single_line else -np.inf
+
+    findings = agree_with_card_rules(fields, field_readings, field_likelihood if likelihood else None) if readings else []
     findings += sex_from_id(fields) if "sex" in on_front else []
     findings += validate.check({k: fields[k].value for k in on_front})
     validate.apply(fields, findings)
+    line_texts = [text for (text, _), meta in zip(texts, np.asarray(line_meta)) if int(meta[0]) >= 0]
     return OcrResult(STATUS_OK, type_name, round(card_confidence, 4), corner_list, fields, n_lines,
-                     quality.warnings(quality_measures) + findings, round(type_confidence, 4))
+                     quality.warnings(quality_measures) + findings, round(type_confidence, 4), line_texts)

@@ -89,6 +89,9 @@ class OcrResult:
     line_count: int = 0
     warnings: list[Warning] = field(default_factory=list)
     card_type_confidence: float = 0.0  # the detector's probability of card_type
+    # what the reader read on every line the detector found (LINE_META rows of a field, in row order), whether or
+    # not a field took it: for annotation and the evaluation's reader figures; the gateway never returns it
+    line_texts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

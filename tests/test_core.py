@@ -311,6 +311,7 @@ def test_a_field_keeps_its_surest_lines_up_to_as_many_as_the_card_prints_it_on()
     assert res.fields["id_number"].confidence == pytest.approx(0.98)
     assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
     assert res.fields["place_of_residence"].lines == ["Xã An Phú,", "Tỉnh Bắc Ninh"]
+    assert res.line_texts == [text for text, _ in texts]  # every detected line's reading, taken or not, in row order
     assert SINGLE_LINE_FIELDS == {"id_number", "full_name", "date_of_birth", "sex", "nationality", "date_of_expiry"}
 
 
