@@ -315,6 +315,32 @@ def test_a_field_keeps_its_surest_lines_up_to_as_many_as_the_card_prints_it_on()
     assert SINGLE_LINE_FIELDS == {"id_number", "full_name", "date_of_birth", "sex", "nationality", "date_of_expiry"}
 
 
+def test_assembly_answers_whatever_the_reader_read():
+    """Misreads are arbitrary: dates like 00/00/9999 or 29/02/0001, 14-digit IDs, stray punctuation. Whatever
+    they are, assembly answers with findings, never an exception (the serving path runs it on every photo)."""
+    rng = np.random.default_rng(7)
+    pieces = ["00/00/9999", "29/02/0001", "31/12/9990", "01/01/1900", "Không thời hạn", "03212345678901", "Nam",
+              "Nữ", "Số 2 Dường Số 5 Xã Đàn Huyện", ",", "/", " ", "Việt Nam", "Tỉnh", "9", "S0I"]
+    letters = [*charset.CHARS[:80], *"0123456789/,. "]
+    for trial in range(300):
+        n = int(rng.integers(1, 12))
+        texts = []
+        for _ in range(n):
+            if rng.random() < 0.5:
+                texts.append(str(rng.choice(pieces)))
+            else:
+                texts.append(charset.normalize("".join(rng.choice(letters, int(rng.integers(0, 20))))))
+        meta = np.array([[int(rng.integers(-1, len(FIELDS))), 300, 40 * i, 600, 40 * i + 30, rng.uniform(0.3, 1)]
+                         for i in range(n)], np.float32)
+        outputs = [_reader_output(_sure(t)) for t in texts]
+        res = assemble([(t, float(rng.uniform(0, 1))) for t in texts], meta, np.zeros((4, 2)), 0.9, True,
+                       np.zeros(5, np.float32), rng.dirichlet(np.ones(3)).astype(np.float32),
+                       lambda i: charset.ctc_beam_search(outputs[i]),
+                       lambda i, text: charset.ctc_log_prob(outputs[i], text))
+        assert set(res.fields) == set(FIELDS), trial
+        assert len(res.line_texts) == int((meta[:, 0] >= 0).sum()), trial
+
+
 def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
     front = [("001203004567", 0.99), ("NGUYỄN VĂN AN", 0.98), ("01/02/2003", 0.99), ("Nam", 0.99), ("Việt Nam", 0.99)]
     meta = np.array([[FIELDS.index(f), 300, 100 + 40 * i, 500, 130 + 40 * i, 1.0]
