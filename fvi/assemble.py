@@ -181,9 +181,16 @@ def candidate_values(name: str, value: str) -> list[str]:
     return [value[k : k + validate.ID_DIGITS] for k in range(extra + 1)]
 
 
-# a date the other date implies (validate.expiries_of, births_of): what the other's readings say it must be
-IMPLIED_BY = {"date_of_expiry": ("date_of_birth", validate.expiries_of),
-              "date_of_birth": ("date_of_expiry", validate.births_of)}
+def implied_dates(options: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
+    """What each date must be if the other rule fields' readings are right: an expiry is the 25th, 40th or 60th
+    birthday or none (validate.expiries_of); a birth is that many years before the expiry (births_of), in the
+    year the ID number encodes (birth_in_id_year)."""
+    def read(name: str) -> list[str]:
+        return [value for value, _ in options.get(name, [])]
+
+    return {"date_of_expiry": [e for d in read("date_of_birth") for e in validate.expiries_of(d)],
+            "date_of_birth": [b for e in read("date_of_expiry") for b in validate.births_of(e)]
+            + [b for i in read("id_number") for d in read("date_of_birth") for b in validate.birth_in_id_year(d, i)]}
 
 
 def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[str], list[tuple[str, float]]],
@@ -212,10 +219,8 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
                 if lp >= best[name] - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
                     kept.append((value, lp - best[name]))
         options[name] = kept[:READINGS_PER_FIELD]
-    implied = {name: [date for other_value, _ in options[other] for date in imply(other_value)]
-               for name, (other, imply) in IMPLIED_BY.items() if likelihood and name in options and other in options}
-    for name, dates in implied.items():
-        for date in dict.fromkeys(dates):
+    for name, dates in (implied_dates(options) if likelihood else {}).items():
+        for date in dict.fromkeys(dates) if name in options else ():
             lp = likelihood(name, date) - best[name]
             if lp >= -AGREEMENT_MARGIN and date not in {v for v, _ in options[name]}:
                 options[name].append((date, lp))

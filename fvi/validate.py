@@ -102,6 +102,19 @@ def births_of(date_of_expiry: str) -> list[str]:
     return _years_apart(date_of_expiry, tuple(-age for age in EXPIRY_AGES))
 
 
+def birth_in_id_year(date_of_birth: str, id_number: str) -> list[str]:
+    """The birth date in the year the ID number encodes (the century from its 4th digit, the year from the 5th
+    and 6th), or none when either is unreadable."""
+    dob = parse_date(date_of_birth)
+    if dob is None or not re.fullmatch(rf"\d{{{ID_DIGITS}}}", id_number):
+        return []
+    year = (19 + int(id_number[3]) // 2) * 100 + int(id_number[4:6])
+    try:
+        return [f"{dob.day:02d}/{dob.month:02d}/{dob.replace(year=year).year:04d}"]
+    except ValueError:  # 29 February in a year without one
+        return []
+
+
 def check(values: dict[str, str], today: dt.date | None = None) -> list[Warning]:
     """Findings on normalised field values; an empty field is reported once and not checked further."""
     today = today or dt.date.today()
