@@ -118,8 +118,10 @@ def normalize_field(name: str, value: str) -> str:
         digits = re.sub(r"\D", "", value)
         if len(digits) == 8:
             return f"{digits[:2]}/{digits[2:4]}/{digits[4:]}"
-        # a misread letter of "Không thời hạn" may look like a digit (h -> 5); no date is a few edits from it
-        return snap(value, (validate.NO_EXPIRY,)) if name == "date_of_expiry" else value
+        # a misread letter of "Không thời hạn" may look like a digit (h -> 5); no date is a few edits from it, and
+        # an expiry of letters (fewer than 4 digits: no date) is it when half its letters are ("Quáng Hời Lạn")
+        ratio = 0.5 if len(digits) < 4 else 0.25
+        return snap(value, (validate.NO_EXPIRY,), max_ratio=ratio) if name == "date_of_expiry" else value
     if name == "full_name":
         return value.upper()
     if name in ADDRESS_FIELDS and value:

@@ -107,6 +107,8 @@ def test_capture_problems_become_warnings():
     ("place_of_residence", "5 Phố Xã Đàn Phường Xã Đàn Quận Đống Đa, Thành phố Hà Nội",
      "5 Phố Xã Đàn, Phường Xã Đàn, Quận Đống Đa, Thành phố Hà Nội"),
     ("date_of_expiry", "Không thờ hạn", "Không thời hạn"),
+    ("date_of_expiry", "Quáng Hời Lạn", "Không thời hạn"),  # letters, no date: half of them are enough
+    ("date_of_expiry", "08/08/203", "08/08/203"),  # a date missing a digit stays for the card rules
     ("date_of_expiry", "0 1/08/2028", "01/08/2028"),
 ])
 def test_what_the_card_guarantees_fixes_near_misses(field, read, expected):
