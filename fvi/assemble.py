@@ -222,7 +222,9 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
                     kept.append((value, lp - best[name]))
         options[name] = kept[:READINGS_PER_FIELD]
     for name, dates in (implied_dates(options) if likelihood else {}).items():
-        for date in dict.fromkeys(dates) if name in options else ():
+        if name not in options:
+            continue
+        for date in dict.fromkeys(dates):
             lp = likelihood(name, date) - best[name]
             if lp >= -AGREEMENT_MARGIN and date not in {v for v, _ in options[name]}:
                 options[name].append((date, lp))

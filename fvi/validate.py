@@ -63,6 +63,11 @@ def parse_date(value: str) -> dt.date | None:
         return None
 
 
+def format_date(date: dt.date) -> str:
+    """dd/mm/yyyy, as cards print dates (every year in four digits, which strftime does not promise)."""
+    return f"{date.day:02d}/{date.month:02d}/{date.year:04d}"
+
+
 def century_sex_digit(birth_year: int, sex: str) -> int:
     """0/1 for a man/woman born in the 1900s, 2/3 in the 2000s, and so on by century."""
     return ((birth_year // 100) - 19) * 2 + (0 if sex == "Nam" else 1)
@@ -88,8 +93,7 @@ def _years_apart(value: str, ages: tuple[int, ...]) -> list[str]:
     date = parse_date(value)
     if date is None:
         return []
-    moved = [_birthday(date, age) for age in ages if dt.MINYEAR <= date.year + age <= dt.MAXYEAR]
-    return [f"{d.day:02d}/{d.month:02d}/{d.year:04d}" for d in moved]
+    return [format_date(_birthday(date, age)) for age in ages if dt.MINYEAR <= date.year + age <= dt.MAXYEAR]
 
 
 def expiries_of(date_of_birth: str) -> list[str]:
@@ -110,7 +114,7 @@ def birth_in_id_year(date_of_birth: str, id_number: str) -> list[str]:
         return []
     year = (19 + int(id_number[3]) // 2) * 100 + int(id_number[4:6])
     try:
-        return [f"{dob.day:02d}/{dob.month:02d}/{dob.replace(year=year).year:04d}"]
+        return [format_date(dob.replace(year=year))]
     except ValueError:  # 29 February in a year without one
         return []
 
