@@ -173,14 +173,25 @@ def _disagreements(values: dict[str, str]) -> int:
                for w in validate.check(values))
 
 
+# How many digits a value of these fields has: the ID number's 12, a date's 8 (dd/mm/yyyy)
+EXPECTED_DIGITS = {"id_number": validate.ID_DIGITS, "date_of_birth": 8, "date_of_expiry": 8}
+
+
+def digit_count(name: str, text: str) -> tuple[int, int]:
+    """(digits read, digits the field has; 0 for a field of words)."""
+    return len(re.sub(r"\D", "", text)), EXPECTED_DIGITS.get(name, 0)
+
+
 def candidate_values(name: str, value: str) -> list[str]:
-    """A reading as the values it may stand for: an ID number read with more than ID_DIGITS digits is each run of
-    ID_DIGITS of them (the detector's box may take in the "Số:" before the number, read as digits, or a mark
-    after it); the card rules choose among them."""
-    extra = len(value) - validate.ID_DIGITS
-    if name != "id_number" or extra <= 0:
+    """A reading as the values it may stand for: an ID number or a date read with more digits than it has is each
+    run of that many of them (the detector's box, or the wider one of fvi.pipeline.read_short_numbers_wider,
+    may take in the "Số:" before the number, read as digits, or a mark beside it); the card rules choose."""
+    read, want = digit_count(name, value)
+    if not want or read <= want:
         return [value]
-    return [value[k : k + validate.ID_DIGITS] for k in range(extra + 1)]
+    digits = re.sub(r"\D", "", value)
+    runs = [digits[k : k + want] for k in range(read - want + 1)]
+    return runs if name == "id_number" else [f"{r[:2]}/{r[2:4]}/{r[4:]}" for r in runs]
 
 
 def implied_dates(options: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
@@ -215,7 +226,7 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
     for name in (n for n in RULE_FIELDS if n in fields):
         found = readings(name)
         best[name] = found[0][1] if found else 0.0
-        kept = [(values[name], 0.0)]
+        kept = [(value, 0.0) for value in dict.fromkeys([values[name], *candidate_values(name, values[name])])]
         for text, lp in found:
             for value in candidate_values(name, normalize_field(name, text)):
                 if lp >= best[name] - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:

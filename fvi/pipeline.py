@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from fvi import MODELS_DIR, charset, cropper, detector, quality, reader
-from fvi.assemble import assemble
+from fvi.assemble import assemble, digit_count
 from fvi.geometry import CARD_H, CARD_W, Letterbox, warp_card
 from fvi.image_io import Photo, decode_photo
-from fvi.schema import OcrResult
+from fvi.schema import FIELDS, OcrResult
 
 DETECTOR_OUTPUTS = ["line_maps", "card_type"]
 LINE_META_COLUMNS = 6  # field index, x0, y0, x1, y1, detector score
@@ -131,8 +131,32 @@ def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, card_gray: np.nd
     """read: crops → the reader's output, for the unsure lines' second reading (fvi.reader.reread_unsure)."""
     boxes = [row[1:5] if row[0] >= 0 else None for row in line_meta]  # field −1: padding (no card, no line)
     texts = reader.reread_unsure(reader.decode(ctc_best), card_gray, boxes, read)
+    texts = read_short_numbers_wider(texts, line_meta, card_gray, read)
     return assemble(texts, line_meta, corners, confidence, found, quality_measures, card_type,
                     lambda i: reader.readings(ctc_best[i]), lambda i, text: charset.ctc_log_prob(ctc_best[i], text))
+
+
+def read_short_numbers_wider(texts: list[tuple[str, float]], line_meta: np.ndarray, card_gray: np.ndarray,
+                             read: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, float]]:
+    """An ID number or a date read with too few digits had its box cut short: read it again from a wider box
+    (fvi.reader.wider; one reader call for the card) and take that reading when it has all the digits, at no
+    more than the first reading's confidence. More digits than the field has are for the card rules to choose
+    from (fvi.assemble.candidate_values)."""
+    def missing(i: int, text: str) -> bool:
+        got, want = digit_count(FIELDS[int(line_meta[i][0])], text)
+        return 0 < got < want
+
+    short = [i for i, (text, _) in enumerate(texts) if line_meta[i][0] >= 0 and missing(i, text)]
+    if not short:
+        return texts
+    again = reader.decode(read(reader.crop_lines(card_gray, [reader.wider(line_meta[i][1:5], card_gray.shape[1])
+                                                              for i in short])))
+    out = list(texts)
+    for i, (text, conf) in zip(short, again):
+        got, want = digit_count(FIELDS[int(line_meta[i][0])], text)
+        if got >= want:
+            out[i] = (text, min(conf, texts[i][1]))
+    return out
 
 
 def single_threaded_opencv() -> None:

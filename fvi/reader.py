@@ -148,3 +148,15 @@ def reread_unsure(texts: list[tuple[str, float]], card_gray: np.ndarray, boxes: 
         best = max(support, key=lambda t: (len(support[t]), max(support[t])))
         out[i] = (best, sum(support[best]) / len(reads))
     return out
+
+
+# An ID number or a date read with too few digits is read again from its box widened by this many line heights on
+# each side (about three digits): the detector's box had cut the number short (fvi.pipeline.read_short_numbers_wider).
+WIDEN = 2.0
+
+
+def wider(box: np.ndarray, card_width: int) -> np.ndarray:
+    """The line's box WIDEN line heights longer on each side, within the card."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    grow = WIDEN * (y1 - y0)
+    return np.array([max(0.0, x0 - grow), y0, min(card_width - 1.0, x1 + grow), y1], np.float32)

@@ -105,6 +105,28 @@ def test_a_line_vietnamese_spells_is_read_greedily():
     assert reader.decode(top[None])[0] == charset.ctc_greedy_decode(top[:, 0])[:2]
 
 
+def test_an_id_number_read_short_is_read_again_from_a_wider_box():
+    from fvi.pipeline import read_short_numbers_wider
+
+    def output(text: str) -> np.ndarray:
+        return _reader_output(_sure(text) + [{"": 0.999}] * (40 - 2 * len(text)))
+
+    meta = np.array([[FIELDS.index("id_number"), 300, 100, 500, 130, 1.0], [FIELDS.index("full_name"), 300, 150, 600, 180, 1.0],
+                     [FIELDS.index("date_of_expiry"), 300, 200, 420, 230, 1.0]], np.float32)
+    texts = [("0120300456", 0.9), ("AN", 0.99), ("Không thời hạn", 0.97)]  # two digits of the ID cut off
+    crops = []
+
+    def read(batch: np.ndarray) -> np.ndarray:
+        crops.append(batch)
+        return np.stack([output("001203004567")])
+
+    out = read_short_numbers_wider(texts, meta, np.full((504, 800), 200, np.uint8), read)
+    assert len(crops) == 1 and len(crops[0]) == 1  # only the short number, in one reader call
+    assert out[0][0] == "001203004567" and out[0][1] <= 0.9  # no surer than the first reading
+    assert out[1:] == texts[1:]  # words, and an expiry that never ends, have no digits to miss
+    assert read_short_numbers_wider(out, meta, np.zeros((504, 800), np.uint8), read) == out and len(crops) == 1
+
+
 def test_an_unsure_line_is_read_again_from_other_cuts_of_its_box_and_the_views_vote():
     def output(steps: list[dict[str, float]]) -> np.ndarray:
         return _reader_output(steps + [{"": 0.999}] * (12 - len(steps)))

@@ -170,6 +170,13 @@ def test_the_id_number_and_the_birth_year_are_read_together():
     assert fields["id_number"].value == "038090004567" and fields["date_of_birth"].value == "16/08/1990"
 
 
+def test_a_date_read_with_an_extra_digit_is_the_run_of_eight_the_card_rules_accept():
+    from fvi.assemble import agree_with_card_rules
+
+    fields = _card(date_of_birth="1/16/08/1990")  # a mark before the date read as "1/"
+    assert agree_with_card_rules(fields, lambda name: []) and fields["date_of_birth"].value == "16/08/1990"
+
+
 @pytest.mark.parametrize("read", ["32038090004567", "03809000456712"])
 def test_an_id_number_read_with_extra_digits_is_the_run_of_twelve_the_card_rules_accept(read):
     from fvi.assemble import agree_with_card_rules
