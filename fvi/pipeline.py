@@ -128,7 +128,8 @@ def stage_line_crops(card_gray: np.ndarray, line_maps: np.ndarray, found: bool) 
 def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, card_gray: np.ndarray, read: Callable[[np.ndarray], np.ndarray],
                    corners: np.ndarray, confidence: float, found: bool, quality_measures: np.ndarray,
                    card_type: np.ndarray) -> OcrResult:
-    """read: crops → the reader's output, for the unsure lines' second reading (fvi.reader.reread_unsure)."""
+    """read: crops → the reader's output, for the unsure lines' second reading (fvi.reader.reread_unsure) and the
+    short numbers' wider one (read_short_numbers_wider)."""
     boxes = [row[1:5] if row[0] >= 0 else None for row in line_meta]  # field −1: padding (no card, no line)
     texts = reader.reread_unsure(reader.decode(ctc_best), card_gray, boxes, read)
     texts = read_short_numbers_wider(texts, line_meta, card_gray, read)

@@ -209,7 +209,7 @@ def test_readings_that_agree_are_left_alone_and_far_fetched_ones_are_not_taken()
 
 @pytest.mark.parametrize("dob, expiry", [("01/01/9990", "31/12/0001"), ("29/02/9999", "00/00/0000"), ("3/1957", "9 thời hạn"),
                                          ("31/12/0001", "29/02/9960")])
-def test_dates_at_the_calendars_edges_are_findings_not_crashes(dob, expiry):
+def test_dates_at_the_calendars_edges_do_not_crash_the_card_rules(dob, expiry):
     from fvi.assemble import agree_with_card_rules
 
     fields = _card(date_of_birth=dob, date_of_expiry=expiry)  # what a misread year can be
