@@ -190,8 +190,7 @@ def candidate_values(name: str, value: str) -> list[str]:
     if not want or read <= want:
         return [value]
     digits = re.sub(r"\D", "", value)
-    runs = [digits[k : k + want] for k in range(read - want + 1)]
-    return runs if name == "id_number" else [f"{r[:2]}/{r[2:4]}/{r[4:]}" for r in runs]
+    return [normalize_field(name, digits[k : k + want]) for k in range(read - want + 1)]  # dates as dd/mm/yyyy
 
 
 def implied_dates(options: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:

@@ -158,23 +158,24 @@ def ctc_log_prob(top: np.ndarray, text: str) -> float:
     (a date the card rules imply) can still be scored; -inf for a text the alphabet cannot spell."""
     if not is_encodable(text):
         return -math.inf
-    steps = top.shape[0]
+    labels = encode(text)
+    ext = np.array([BLANK] + [c for label in labels for c in (label, BLANK)])  # blank, l1, blank, l2, ..., blank
     classes = np.rint(top[:, :, 0]).astype(np.int64)
     probs = top[:, :, 1].astype(np.float64)
     rest = np.clip(1.0 - probs.sum(1), 1e-12, None) / max(1, NUM_CLASSES - top.shape[1])
-    logp = np.repeat(np.log(rest)[:, None], NUM_CLASSES, axis=1)
-    np.put_along_axis(logp, classes, np.log(np.clip(probs, 1e-12, None)), axis=1)
-    labels = encode(text)
+    # log-probability of each of the text's classes at each step (T, len(ext)): only those, not all NUM_CLASSES
+    logp = np.repeat(np.log(rest)[:, None], len(ext), axis=1)
+    for k in range(top.shape[1]):
+        logp = np.where(classes[:, k : k + 1] == ext[None], np.log(np.clip(probs[:, k : k + 1], 1e-12, None)), logp)
     if not labels:
-        return float(logp[:, BLANK].sum())
-    ext = np.array([BLANK] + [c for label in labels for c in (label, BLANK)])  # blank, l1, blank, l2, ..., blank
+        return float(logp[:, 0].sum())
     # a label may follow the one two back (skipping a blank) unless they are the same letter
     skip = np.zeros(len(ext), bool)
     skip[3::2] = ext[3::2] != ext[1:-2:2]
     alpha = np.full(len(ext), -np.inf)
-    alpha[:2] = logp[0, ext[:2]]
-    for t in range(1, steps):
+    alpha[:2] = logp[0, :2]
+    for t in range(1, top.shape[0]):
         prev1 = np.concatenate([[-np.inf], alpha[:-1]])
         prev2 = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
-        alpha = np.logaddexp(np.logaddexp(alpha, prev1), prev2) + logp[t, ext]
+        alpha = np.logaddexp(np.logaddexp(alpha, prev1), prev2) + logp[t]
     return float(np.logaddexp(alpha[-1], alpha[-2]))
