@@ -354,6 +354,23 @@ def test_a_further_batch_of_reader_cards_lands_beside_the_first_with_its_command
     assert "--seed 5" in made["reader_cards-mild_train.npz"]["command"]  # the first batch's record is kept
 
 
+def test_a_further_batch_of_cropper_photos_lands_beside_the_first_with_its_command_recorded(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    only = ["--flat", "0", "--lines", "0", "--workers", "1", "--out", str(tmp_path)]
+    for seed, more in ((5, ["--capture", "wild"]), (6, ["--capture", "mild", "--cropper-tag", "mild"])):
+        subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--cropper", "3",
+                        "--cropper-refine", "2", *only, *more], check=True, capture_output=True)
+    for whole, zoomed in (("cropper", "cropper_refine"), ("cropper-mild", "cropper_refine-mild")):
+        photos, views = (np.load(tmp_path / f"{k}_train.npz") for k in (whole, zoomed))
+        assert len(photos["images"]) == 3 and len(views["images"]) == 2 and views["has_card"].all()
+    made = json.loads((tmp_path / "train.make_data.json").read_text())
+    assert made["cropper_refine-mild_train.npz"]["capture"] == "mild" and "--seed 6" in made["cropper-mild_train.npz"]["command"]
+    assert made["cropper_train.npz"]["capture"] == "wild"  # the first batch's record is kept
+
+
 def test_invented_words_keep_the_card_and_drop_the_name_lists():
     """Cards for testing (and training) the reader on names no list holds: same layout, same ID rules."""
     listed, invented = IdentityFactory(5), IdentityFactory(5, invented_words=True)

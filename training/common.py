@@ -91,6 +91,13 @@ def training_commands(name: str, args: dict) -> list[str]:
     return [*earlier, f"python -m training.{name} train {flags}{stopped}"]
 
 
+def trained_data(args: dict, default: str) -> list[str]:
+    """The cache batches (`--data`) a run and every run it was fine-tuned from read, oldest first: the model
+    card's data is all of theirs, not the last command's alone. `default`: what a run without --data read."""
+    earlier = trained_data(args["init_args"], default) if args.get("init_args") else []
+    return list(dict.fromkeys([*earlier, *args.get("data", default).split(",")]))
+
+
 def data_provenance(files: tuple[str, ...]) -> dict[str, dict]:
     """What training.make_data recorded (training.make_data.record_run) for the cache files a model reads,
     per split: the commands, and the card types and capture style they all used."""

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from fvi import cropper
 from fvi.geometry import Letterbox
-from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, initial_weights, run_cli, seed_everything, train_loop, write_model_card
+from training.common import CACHE, MODELS, RUNS, batches, export, image_batch, initial_weights, run_cli, seed_everything, trained_data, train_loop, write_model_card
 from training.nets import CropperNet, WithSigmoid
 
 SIGMA = 1.5  # heatmap gaussian, in cells
@@ -85,10 +85,20 @@ def _load(split: str, kind: str = "cropper"):
     return d["images"], d["corners"], d["has_card"]
 
 
-def _load_all(split: str):
-    """Whole-photo views, plus the second look's zoomed views when make_data made them (--cropper-refine)."""
-    parts = [_load(split)] + ([_load(split, "cropper_refine")] if (CACHE / f"cropper_refine_{split}.npz").exists() else [])
-    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+# The cache batches a cropper trains on (`--data`): `cropper` is cropper_<split>.npz, `cropper-<tag>` a further
+# batch (training.make_data --cropper-tag); each with its second-look views (cropper_refine...) when made.
+DEFAULT_DATA = "cropper"
+
+
+def refine_kind(kind: str) -> str:
+    """The second-look views made with a batch of whole photos: cropper-mild → cropper_refine-mild."""
+    return kind.replace("cropper", "cropper_refine", 1)
+
+
+def _load_all(split: str, kinds: list[str]):
+    """Whole-photo views, plus the second look's zoomed views where make_data made them (--cropper-refine)."""
+    names = [n for k in kinds for n in (k, refine_kind(k)) if n == k or (CACHE / f"{n}_{split}.npz").exists()]
+    return tuple(np.concatenate(arrays) for arrays in zip(*(_load(split, n) for n in names)))
 
 
 def _evaluate_views(predict) -> dict:
@@ -110,7 +120,7 @@ def _torch_predict(model):
 def train(a) -> None:
     seed_everything(a.seed)
     torch.set_num_threads(a.threads)
-    images, corners, has_card = _load_all("train")
+    images, corners, has_card = _load_all("train", a.data.split(","))
     rng = np.random.default_rng(a.seed)
     model = initial_weights(CropperNet(), a)
     it = batches(len(images), a.batch, rng)
@@ -158,7 +168,7 @@ def export_cmd(a) -> None:
                      "above are at it), chosen with `python -m training.cropper calibrate` on photos nothing else uses. "
                      "The pipeline also takes a card the first look half saw when the second look finds it "
                      "(fvi.cropper.second_look_finds, calibrated the same way).",
-                     data_files=("cropper_{split}.npz", "cropper_refine_{split}.npz"))
+                     data_files=tuple(f"{n}_{{split}}.npz" for k in trained_data(args, DEFAULT_DATA) for n in (k, refine_kind(k))))
 
 
 CALIBRATION_SEED = 9100  # photos no evaluation (seed 4300) and no training cache uses
@@ -240,8 +250,13 @@ def _calibrate_flags(p) -> None:
 
 
 def main() -> None:
+    def options(t) -> None:
+        t.add_argument("--data", default=DEFAULT_DATA, help="comma-separated cache batches to train on (<batch>_train.npz "
+                                                            "and its second-look views), e.g. cropper,cropper-mild "
+                                                            "(default %(default)s)")
+
     run_cli("cropper", __doc__, train, evaluate, export_cmd, steps=2000, batch=32, lr=3e-3, eval_every=500,
-            more={"calibrate": (calibrate, _calibrate_flags)})
+            train_options=options, more={"calibrate": (calibrate, _calibrate_flags)})
 
 
 if __name__ == "__main__":

@@ -203,6 +203,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cropper", type=int, default=6000)
     ap.add_argument("--cropper-refine", type=int, default=0, help="second-look views for the cropper (zoomed on the card)")
+    ap.add_argument("--cropper-tag", default="",
+                    help="names a further batch of --cropper / --cropper-refine photos, with its own --seed and capture: "
+                         "cropper-<tag>_<split>.npz and cropper_refine-<tag>_<split>.npz, trained on as --data cropper-<tag>")
     ap.add_argument("--flat", type=int, default=2500)
     ap.add_argument("--lines", type=int, default=15000)
     ap.add_argument("--reader-cards", type=int, default=0,
@@ -223,6 +226,7 @@ def main() -> None:
                     help="capture style (fvi.synth.photo): mild (default) or wild (issue 3's range; its photographic "
                          "backgrounds come from the training part of the wallpapers)")
     a = ap.parse_args()
+    cropper_suffix = f"-{a.cropper_tag}" if a.cropper_tag else ""
     reader_kind = f"cards-{a.capture}" + ("-invented" if a.invented_words else "") + (f"-{a.reader_cards_tag}" if a.reader_cards_tag else "")
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
@@ -232,8 +236,8 @@ def main() -> None:
     record_run(a.out, a.split, {"command": "python -m training.make_data " + " ".join(sys.argv[1:]), "seed": a.seed,
                                 "card_types": list(types), "capture": a.capture},
                [f for f, n in ((f"detector_{a.split}.npz", a.flat), (f"reader_cards_{a.split}.npz", a.flat),
-                               (f"reader_lines_{a.split}.npz", a.lines), (f"cropper_{a.split}.npz", a.cropper),
-                               (f"cropper_refine_{a.split}.npz", a.cropper_refine),
+                               (f"reader_lines_{a.split}.npz", a.lines), (f"cropper{cropper_suffix}_{a.split}.npz", a.cropper),
+                               (f"cropper_refine{cropper_suffix}_{a.split}.npz", a.cropper_refine),
                                (f"reader_{reader_kind}_{a.split}.npz", a.reader_cards)) if n])
     if a.flat:
         parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
@@ -258,7 +262,7 @@ def main() -> None:
     for count, fn, name, offset in ((a.cropper, _cropper_chunk, "cropper", 13), (a.cropper_refine, _refine_chunk, "cropper_refine", 17)):
         if count:
             parts = _run(fn, count, a.seed + offset, a.workers, extra=(types, a.capture))
-            np.savez(a.out / f"{name}_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+            np.savez(a.out / f"{name}{cropper_suffix}_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
                      corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fvi import charset, reader
-from training.common import (CACHE, MODELS, RUNS, export, initial_weights, run_cli, seed_everything,
+from training.common import (CACHE, MODELS, RUNS, export, initial_weights, trained_data, run_cli, seed_everything,
                              train_loop, write_model_card)
 from training.make_data import MIN_SOURCE_LINE_PX
 from training.nets import ReaderNet, TopClasses
@@ -198,14 +198,7 @@ def export_cmd(a) -> None:
                      "6.05% / 77.1% wild (`card_line_crops`: its validation file, made again by today's generator, "
                      "holds 1,873 lines; the one command 9 was scored on held 2,426), and 0.84% / 90.7% on rendered "
                      "lines, random strings that spell no words, which the spelling rule reads a little worse.",
-                     data_files=tuple(f"reader_{k}_{{split}}.npz" for k in trained_kinds(args)))
-
-
-def trained_kinds(args: dict) -> list[str]:
-    """The cache kinds a run and every run it was fine-tuned from read, oldest first: the model card's data is
-    all of theirs, not the last command's alone."""
-    earlier = trained_kinds(args["init_args"]) if args.get("init_args") else []
-    return list(dict.fromkeys([*earlier, *args.get("data", DEFAULT_DATA).split(",")]))
+                     data_files=tuple(f"reader_{k}_{{split}}.npz" for k in trained_data(args, DEFAULT_DATA)))
 
 
 def main() -> None:
