@@ -9,12 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 mkdir -p data/logs
-data() {  # all three card types, wild capture (`train_all.sh data`: only this, the Makefile's train-data)
+data() {  # all three card types, wild capture (and mild for the cropper and reader) (`train_all.sh data`: only this, the Makefile's train-data)
   # a step whose last file is already in data/cache is skipped: a cache made before a step existed gains
   # only what it lacks (delete data/cache to make everything again)
   step() { local last=$1; shift; [ -f "data/cache/$last" ] || $PY -m training.make_data "$@"; }
   step cropper_refine_train.npz --split train --seed 1 --flat 4000 --lines 30000 --cropper 8000 --cropper-refine 4000 --card-types mixed --capture wild
   step cropper_refine_val.npz --split val --seed 2 --flat 300 --lines 1000 --cropper 600 --cropper-refine 300 --card-types mixed --capture wild
+  # the cropper's further photos: mild capture (its corners moved up to a fifth of the card, which wild's
+  # turned card never does) and two more wild batches, each with its second-look views
+  step cropper_refine-mild_train.npz --split train --seed 61 --flat 0 --lines 0 --cropper 6000 --cropper-refine 3000 --cropper-tag mild --card-types mixed --capture mild
+  step cropper_refine-wild_train.npz --split train --seed 63 --flat 0 --lines 0 --cropper 4000 --cropper-refine 2000 --cropper-tag wild --card-types mixed --capture wild
+  step cropper_refine-wild2_train.npz --split train --seed 65 --flat 0 --lines 0 --cropper 4000 --cropper-refine 2000 --cropper-tag wild2 --card-types mixed --capture wild
   # the reader's card crops: as many in mild capture as in wild (wild alone costs it precision on clean cards)
   local only="--flat 0 --lines 0 --cropper 0 --card-types mixed"
   step reader_cards-mild_train.npz --split train --seed 1 $only --reader-cards 2000 --capture mild
@@ -41,7 +46,7 @@ init() {
 }
 (
   $PY -m training.detector train --steps "${DETECTOR_STEPS:-1500}" --threads 1 $(init detector 0.001) && $PY -m training.detector export
-  $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 $(init cropper 0.001) && $PY -m training.cropper export
+  $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 --data cropper,cropper-mild,cropper-wild,cropper-wild2 $(init cropper 0.001) && $PY -m training.cropper export
 ) > data/logs/detector_cropper.log 2>&1 &
 maps=$!
 $PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines $(init reader 0.0005) > data/logs/reader.log 2>&1
