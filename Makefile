@@ -42,7 +42,7 @@ eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline
 	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500) $(if $(filter wild,$(CAPTURE)),--capture wild) \
 		$(if $(filter invented,$(WORDS)),--invented-words) --out reports$(if $(EVAL_SET),/eval$(EVAL_SET))
 
-train-data: setup-train ## cached synthetic training data (data/cache): all card types, wild capture
+train-data: setup-train ## cached synthetic training data (data/cache): all card types, wild and mild capture
 	bash training/train_all.sh data
 
 train: setup-train ## train + export all three models into models/ (about 3 hours on 2 CPU cores; INIT=1 fine-tunes the committed ones)

@@ -97,7 +97,9 @@ def refine_kind(kind: str) -> str:
 
 def _load_all(split: str, kinds: list[str]):
     """Whole-photo views, plus the second look's zoomed views where make_data made them (--cropper-refine)."""
-    names = [n for k in kinds for n in (k, refine_kind(k)) if n == k or (CACHE / f"{n}_{split}.npz").exists()]
+    names = []
+    for kind in kinds:
+        names += [kind] + ([refine_kind(kind)] if (CACHE / f"{refine_kind(kind)}_{split}.npz").exists() else [])
     return tuple(np.concatenate(arrays) for arrays in zip(*(_load(split, n) for n in names)))
 
 

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 mkdir -p data/logs
-data() {  # all three card types, wild capture (and mild for the cropper and reader) (`train_all.sh data`: only this, the Makefile's train-data)
+data() {  # all three card types, wild and mild capture (`train_all.sh data`: only this, the Makefile's train-data)
   # a step whose last file is already in data/cache is skipped: a cache made before a step existed gains
   # only what it lacks (delete data/cache to make everything again)
   step() { local last=$1; shift; [ -f "data/cache/$last" ] || $PY -m training.make_data "$@"; }
