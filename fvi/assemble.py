@@ -225,18 +225,19 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
     for name in (n for n in RULE_FIELDS if n in fields):
         found = readings(name)
         best[name] = found[0][1] if found else 0.0
-        kept = [(value, 0.0) for value in dict.fromkeys([values[name], *candidate_values(name, values[name])])]
+        kept = dict.fromkeys([values[name], *candidate_values(name, values[name])], 0.0)  # value -> log-prob, first kept
         for text, lp in found:
             for value in candidate_values(name, normalize_field(name, text)):
-                if lp >= best[name] - AGREEMENT_MARGIN and value not in {v for v, _ in kept}:
-                    kept.append((value, lp - best[name]))
-        options[name] = kept[:READINGS_PER_FIELD]
+                if lp >= best[name] - AGREEMENT_MARGIN:
+                    kept.setdefault(value, lp - best[name])
+        options[name] = list(kept.items())[:READINGS_PER_FIELD]
     for name, dates in (implied_dates(options) if likelihood else {}).items():
         if name not in options:
             continue
-        for date in dict.fromkeys(dates):
+        taken = {value for value, _ in options[name]}
+        for date in dict.fromkeys(d for d in dates if d not in taken):
             lp = likelihood(name, date) - best[name]
-            if lp >= -AGREEMENT_MARGIN and date not in {v for v, _ in options[name]}:
+            if lp >= -AGREEMENT_MARGIN:
                 options[name].append((date, lp))
     choice, likeliest = None, -np.inf
     for combo in itertools.product(*options.values()):

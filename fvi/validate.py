@@ -73,6 +73,12 @@ def century_sex_digit(birth_year: int, sex: str) -> int:
     return ((birth_year // 100) - 19) * 2 + (0 if sex == "Nam" else 1)
 
 
+def birth_year_of_id(id_number: str) -> int:
+    """The birth year a 12-digit ID number encodes: the century from its 4th digit (century_sex_digit's
+    inverse), the year from the 5th and 6th."""
+    return (19 + int(id_number[3]) // 2) * 100 + int(id_number[4:6])
+
+
 def sex_of_id(id_number: str) -> str | None:
     """The sex a well-formed ID number encodes (its fourth digit: even for a man, odd for a woman, whatever
     the century), or None when it is no 12-digit number with a known province code."""
@@ -112,9 +118,8 @@ def birth_in_id_year(date_of_birth: str, id_number: str) -> list[str]:
     dob = parse_date(date_of_birth)
     if dob is None or not re.fullmatch(rf"\d{{{ID_DIGITS}}}", id_number):
         return []
-    year = (19 + int(id_number[3]) // 2) * 100 + int(id_number[4:6])
     try:
-        return [format_date(dob.replace(year=year))]
+        return [format_date(dob.replace(year=birth_year_of_id(id_number)))]
     except ValueError:  # 29 February in a year without one
         return []
 

@@ -216,3 +216,11 @@ def test_dates_at_the_calendars_edges_do_not_crash_the_card_rules(dob, expiry):
     readings = {"date_of_birth": [(dob, -0.1)], "date_of_expiry": [(expiry, -0.1)]}
     warnings = agree_with_card_rules(fields, lambda name: readings.get(name, []), lambda name, text: -1.0)
     assert all(w.code == "read_by_card_rules" for w in warnings)
+
+
+@pytest.mark.parametrize("year", [1900, 1957, 1999, 2000, 2024, 2099])
+@pytest.mark.parametrize("sex", validate.SEXES)
+def test_the_birth_year_an_id_number_encodes_is_the_one_it_was_made_from(year, sex):
+    id_number = f"001{validate.century_sex_digit(year, sex)}{year % 100:02d}123456"
+    assert validate.birth_year_of_id(id_number) == year
+    assert validate.birth_in_id_year(f"05/03/{year - 7}", id_number) == [f"05/03/{year}"]
