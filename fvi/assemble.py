@@ -186,11 +186,10 @@ def candidate_values(name: str, value: str) -> list[str]:
     """A reading as the values it may stand for: an ID number or a date read with more digits than it has is each
     run of that many of them (the detector's box, or the wider one of fvi.pipeline.read_short_numbers_wider,
     may take in the "Số:" before the number, read as digits, or a mark beside it); the card rules choose."""
-    read, want = digit_count(name, value)
-    if not want or read <= want:
+    digits, want = re.sub(r"\D", "", value), EXPECTED_DIGITS.get(name, 0)
+    if not want or len(digits) <= want:
         return [value]
-    digits = re.sub(r"\D", "", value)
-    return [normalize_field(name, digits[k : k + want]) for k in range(read - want + 1)]  # dates as dd/mm/yyyy
+    return [normalize_field(name, digits[k : k + want]) for k in range(len(digits) - want + 1)]  # dates as dd/mm/yyyy
 
 
 def implied_dates(options: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:

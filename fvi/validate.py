@@ -21,6 +21,7 @@ SEXES = ("Nam", "Nữ")
 NATIONALITY = "Việt Nam"
 EXPIRY_AGES = (25, 40, 60)
 ID_DIGITS = 12
+_ID_FORMAT = re.compile(rf"\d{{{ID_DIGITS}}}")
 # First three digits of the personal ID number: province of birth registration (63 provinces, pre-2025).
 PROVINCES: dict[str, str] = {
     "001": "Hà Nội", "002": "Hà Giang", "004": "Cao Bằng", "006": "Bắc Kạn", "008": "Tuyên Quang",
@@ -82,7 +83,7 @@ def birth_year_of_id(id_number: str) -> int:
 def sex_of_id(id_number: str) -> str | None:
     """The sex a well-formed ID number encodes (its fourth digit: even for a man, odd for a woman, whatever
     the century), or None when it is no 12-digit number with a known province code."""
-    if not re.fullmatch(rf"\d{{{ID_DIGITS}}}", id_number) or id_number[:3] not in PROVINCE_CODES:
+    if not _ID_FORMAT.fullmatch(id_number) or id_number[:3] not in PROVINCE_CODES:
         return None
     return SEXES[int(id_number[3]) % 2]
 
@@ -94,29 +95,28 @@ def _birthday(dob: dt.date, age: int) -> dt.date:
         return dob.replace(year=dob.year + age, day=28)
 
 
-def _years_apart(value: str, ages: tuple[int, ...]) -> list[str]:
-    """The date `value` moved by each of `ages` years, those the calendar holds (a misread year may be 9948)."""
-    date = parse_date(value)
-    if date is None:
-        return []
+def _years_apart(date: dt.date, ages: tuple[int, ...]) -> list[str]:
+    """`date` moved by each of `ages` years, those the calendar holds (a misread year may be 9948)."""
     return [format_date(_birthday(date, age)) for age in ages if dt.MINYEAR <= date.year + age <= dt.MAXYEAR]
 
 
 def expiries_of(date_of_birth: str) -> list[str]:
     """The expiry dates a card of someone born then may carry: the 25th, 40th or 60th birthday, or none."""
-    return _years_apart(date_of_birth, EXPIRY_AGES) + [NO_EXPIRY] if parse_date(date_of_birth) else []
+    dob = parse_date(date_of_birth)
+    return [] if dob is None else _years_apart(dob, EXPIRY_AGES) + [NO_EXPIRY]
 
 
 def births_of(date_of_expiry: str) -> list[str]:
     """The birth dates a card expiring then may belong to: 25, 40 or 60 years before."""
-    return _years_apart(date_of_expiry, tuple(-age for age in EXPIRY_AGES))
+    expiry = parse_date(date_of_expiry)
+    return [] if expiry is None else _years_apart(expiry, tuple(-age for age in EXPIRY_AGES))
 
 
 def birth_in_id_year(date_of_birth: str, id_number: str) -> list[str]:
     """The birth date in the year the ID number encodes (the century from its 4th digit, the year from the 5th
     and 6th), or none when either is unreadable."""
     dob = parse_date(date_of_birth)
-    if dob is None or not re.fullmatch(rf"\d{{{ID_DIGITS}}}", id_number):
+    if dob is None or not _ID_FORMAT.fullmatch(id_number):
         return []
     try:
         return [format_date(dob.replace(year=birth_year_of_id(id_number)))]
@@ -145,7 +145,7 @@ def check(values: dict[str, str], today: dt.date | None = None) -> list[Warning]
         add("date_invalid", ("date_of_birth",), "the date of birth is not a valid past date (dd/mm/yyyy)")
         dob = None
     if idn:
-        if not re.fullmatch(rf"\d{{{ID_DIGITS}}}", idn):
+        if not _ID_FORMAT.fullmatch(idn):
             add("id_format", ("id_number",), f"the ID number must have {ID_DIGITS} digits")
         else:
             if idn[:3] not in PROVINCE_CODES:
