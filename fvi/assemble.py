@@ -139,22 +139,29 @@ def normalize_field(name: str, value: str) -> str:
 
 
 def sex_from_id(fields: dict[str, FieldResult]) -> list[Warning]:
-    """A sex line that did not read exactly Nam or Nữ takes the sex the ID number encodes (in place).
+    """A sex line that did not read exactly Nam or Nữ, or read it unsurely against the ID number, takes the sex
+    the ID number encodes (in place).
 
     The sex is two or three letters, the most misread line on a card; the ID number is twelve digits read
     with their neighbours' context. Its confidence is capped as a finding's, and a warning says where the
-    value came from. A line that read Nam or Nữ is kept even against the ID (the id_century_sex_mismatch
-    finding reports that).
+    value came from. A line that read Nam or Nữ at FINDING_CONFIDENCE_CAP or more, or at least as surely as
+    the ID, is kept even against it (the id_century_sex_mismatch finding reports that).
     """
     sex, idn = fields.get("sex"), fields.get("id_number")
-    if sex is None or idn is None or normalize(" ".join(sex.lines)) in validate.SEXES:
+    if sex is None or idn is None:
         return []
     implied = validate.sex_of_id(idn.value)
-    if implied is None:
+    read = normalize(" ".join(sex.lines))
+    if implied is None or read == implied:
         return []
+    if read in validate.SEXES:
+        if sex.confidence >= min(idn.confidence, validate.FINDING_CONFIDENCE_CAP):
+            return []
+        why = f"the sex line read {read} less surely than the ID number"
+    else:
+        why = "the sex line did not read Nam or Nữ"
     fields["sex"] = FieldResult(implied, round(min(idn.confidence, validate.FINDING_CONFIDENCE_CAP), 4), sex.lines)
-    return [Warning("sex_from_id", ["sex"], f"the sex line did not read Nam or Nữ; {implied} is what the ID number's "
-                                            "4th digit encodes")]
+    return [Warning("sex_from_id", ["sex"], f"{why}; {implied} is what the ID number's 4th digit encodes")]
 
 
 # The fields the card's rules tie together (the ID number encodes the birth year, the expiry is a birthday), and

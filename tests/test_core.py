@@ -304,16 +304,19 @@ def test_assemble_joins_wrapped_lines_and_normalises():
         "Việt Nam", "Việt Nam", "Việt Nam", "Lào"]
 
 
-@pytest.mark.parametrize("sex_line, id_number, sex, confidence, code", [
-    ("NGh", "038191004567", "Nữ", 0.5, "sex_from_id"),  # unreadable: the ID's 4th digit (1, odd) says woman
-    ("NIm", "038191004567", "Nữ", 0.5, "sex_from_id"),  # one edit from Nam, yet not what the line must read
-    ("Nam", "038191004567", "Nam", 0.5, "id_century_sex_mismatch"),  # read cleanly: kept, the conflict reported
-    ("NGh", "03819100456", "NGh", 0.5, "sex_invalid"),  # no well-formed ID to go by
-    ("Nữ", "038191004567", "Nữ", 0.96, None),
+@pytest.mark.parametrize("sex_line, id_number, sex, confidence, code, line_confidence", [
+    ("NGh", "038191004567", "Nữ", 0.5, "sex_from_id", 0.96),  # unreadable: the ID's 4th digit (1, odd) says woman
+    ("NIm", "038191004567", "Nữ", 0.5, "sex_from_id", 0.96),  # one edit from Nam, yet not what the line must read
+    ("Nam", "038191004567", "Nam", 0.5, "id_century_sex_mismatch", 0.96),  # read cleanly: kept, the conflict reported
+    ("Nam", "038191004567", "Nam", 0.5, "id_century_sex_mismatch", 0.5),  # as surely as a finding allows: kept too
+    ("Nam", "038191004567", "Nữ", 0.5, "sex_from_id", 0.3),  # read unsurely against the ID: the ID decides
+    ("NGh", "03819100456", "NGh", 0.5, "sex_invalid", 0.96),  # no well-formed ID to go by
+    ("Nữ", "038191004567", "Nữ", 0.96, None, 0.96),
 ])
-def test_a_misread_sex_line_takes_the_sex_the_id_number_encodes(sex_line, id_number, sex, confidence, code):
+def test_a_misread_sex_line_takes_the_sex_the_id_number_encodes(sex_line, id_number, sex, confidence, code,
+                                                                  line_confidence):
     meta = np.array([[0, 300, 100, 500, 130, 1.0], [2, 300, 150, 420, 180, 1.0], [3, 300, 200, 340, 230, 1.0]], np.float32)
-    texts = [(id_number, 0.98), ("01/02/1991", 0.99), (sex_line, 0.96)]
+    texts = [(id_number, 0.98), ("01/02/1991", 0.99), (sex_line, line_confidence)]
     res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.97, 0.02, 0.01], np.float32))
     assert (res.fields["sex"].value, res.fields["sex"].confidence) == (sex, confidence)
     assert res.fields["sex"].lines == [sex_line]

@@ -354,6 +354,22 @@ def test_a_further_batch_of_reader_cards_lands_beside_the_first_with_its_command
     assert "--seed 5" in made["reader_cards-mild_train.npz"]["command"]  # the first batch's record is kept
 
 
+def test_a_further_batch_of_rendered_lines_lands_beside_the_first_with_its_command_recorded(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    only = ["--flat", "0", "--cropper", "0", "--workers", "1", "--out", str(tmp_path)]
+    for seed, tag in ((5, []), (6, ["--lines-tag", "e"])):
+        subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--lines", "4", *only, *tag],
+                       check=True, capture_output=True)
+    first, further = (np.load(tmp_path / f"reader_{k}_train.npz") for k in ("lines", "lines-e"))
+    assert len(first["texts"]) == len(further["texts"]) == 4 and set(first["texts"]) != set(further["texts"])
+    made = json.loads((tmp_path / "train.make_data.json").read_text())
+    assert "--seed 6" in made["reader_lines-e_train.npz"]["command"]
+    assert "--seed 5" in made["reader_lines_train.npz"]["command"]  # the first batch's record is kept
+
+
 def test_a_further_batch_of_cropper_photos_lands_beside_the_first_with_its_command_recorded(tmp_path):
     import json
     import subprocess

@@ -208,6 +208,9 @@ def main() -> None:
                          "cropper-<tag>_<split>.npz and cropper_refine-<tag>_<split>.npz, trained on as --data cropper-<tag>")
     ap.add_argument("--flat", type=int, default=2500)
     ap.add_argument("--lines", type=int, default=15000)
+    ap.add_argument("--lines-tag", default="",
+                    help="names a further batch of --lines, with its own --seed: reader_lines-<tag>_<split>.npz, "
+                         "trained on as --data lines-<tag>")
     ap.add_argument("--reader-cards", type=int, default=0,
                     help="photographed cards cut into reader line crops only, into reader_cards-<capture>_<split>.npz "
                          "(more reader data in another capture style than --flat's)")
@@ -227,6 +230,7 @@ def main() -> None:
                          "backgrounds come from the training part of the wallpapers)")
     a = ap.parse_args()
     cropper_suffix = f"-{a.cropper_tag}" if a.cropper_tag else ""
+    lines_kind = "lines" + (f"-{a.lines_tag}" if a.lines_tag else "")
     reader_kind = f"cards-{a.capture}" + ("-invented" if a.invented_words else "") + (f"-{a.reader_cards_tag}" if a.reader_cards_tag else "")
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
@@ -236,7 +240,7 @@ def main() -> None:
     record_run(a.out, a.split, {"command": "python -m training.make_data " + " ".join(sys.argv[1:]), "seed": a.seed,
                                 "card_types": list(types), "capture": a.capture},
                [f for f, n in ((f"detector_{a.split}.npz", a.flat), (f"reader_cards_{a.split}.npz", a.flat),
-                               (f"reader_lines_{a.split}.npz", a.lines), (f"cropper{cropper_suffix}_{a.split}.npz", a.cropper),
+                               (f"reader_{lines_kind}_{a.split}.npz", a.lines), (f"cropper{cropper_suffix}_{a.split}.npz", a.cropper),
                                (f"cropper_refine{cropper_suffix}_{a.split}.npz", a.cropper_refine),
                                (f"reader_{reader_kind}_{a.split}.npz", a.reader_cards)) if n])
     if a.flat:
@@ -258,7 +262,7 @@ def main() -> None:
         np.savez(a.out / f"reader_{reader_kind}_{a.split}.npz", **_pack_crops(crops))
     if a.lines:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
-        np.savez(a.out / f"reader_lines_{a.split}.npz", **_pack_crops(crops))
+        np.savez(a.out / f"reader_{lines_kind}_{a.split}.npz", **_pack_crops(crops))
     for count, fn, name, offset in ((a.cropper, _cropper_chunk, "cropper", 13), (a.cropper_refine, _refine_chunk, "cropper_refine", 17)):
         if count:
             parts = _run(fn, count, a.seed + offset, a.workers, extra=(types, a.capture))

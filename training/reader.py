@@ -197,7 +197,18 @@ def export_cmd(a) -> None:
                      "0.90% / line accuracy 92.5% mild, 3.31% / 79.6% mild invented, 7.92% / 68.3% wild invented, "
                      "6.05% / 77.1% wild (`card_line_crops`: its validation file, made again by today's generator, "
                      "holds 1,873 lines; the one command 9 was scored on held 2,426), and 0.84% / 90.7% on rendered "
-                     "lines, random strings that spell no words, which the spelling rule reads a little worse.",
+                     "lines, random strings that spell no words, which the spelling rule reads a little worse. "
+                     "Command 10 fine-tuned command 9 on fresh batches only (the `-e` batches, seeds 71-77: 4,000 mild "
+                     "cards, 3,000 wild, 3,000 mild with invented names, 20,000 rendered lines; the earlier batches were "
+                     "no longer on the machine), command 11 continued at half the rate on those and the `-f` batches "
+                     "(seeds 81-85: 4,000 mild, 3,000 wild, 3,000 mild invented). Validation CER, command 9 → 10 → 11: "
+                     "mild 0.83% → 0.74% → 0.74%, mild invented 2.95% → 2.62% → 2.42%, wild invented 7.40% → 7.09% → "
+                     "6.82%, wild 5.74% → 5.42% → 5.27%. Both misread more short mild crops (\"Nữ\" as NI, NŨ, Nã...: "
+                     "9 and 12 of 204, against 1), all under 0.9 confidence, so the second reading, or the ID "
+                     "number's sex digit (fvi.assemble.sex_from_id), decides them. A second path from the pixels to "
+                     "the 8 x W/4 features (two strided convs, 32 and 64 channels, added as the identity), trained "
+                     "beside command 10 on the same data and steps, read the validation crops no better (0.75% mild, "
+                     "2.59% mild invented) for 8% more training time, and was dropped.",
                      data_files=tuple(f"reader_{k}_{{split}}.npz" for k in trained_data(args, DEFAULT_DATA)))
 
 
