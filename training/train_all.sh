@@ -34,10 +34,13 @@ data() {  # all three card types, wild and mild capture (`train_all.sh data`: on
   step reader_cards-wild-d_train.npz --split train --seed 33 $only --reader-cards 4000 --reader-cards-tag d --capture wild
   # cards whose names and places are random syllables: the reader learns marks, not the name lists' words
   step reader_cards-mild-invented_train.npz --split train --seed 41 $only --reader-cards 4000 --invented-words --capture mild
-  # a fifth batch of crops in each style, of invented names and of rendered lines (command 10's fine-tune)
-  step reader_cards-mild-e_train.npz --split train --seed 71 $only --reader-cards 4000 --reader-cards-tag e --capture mild
-  step reader_cards-wild-e_train.npz --split train --seed 73 $only --reader-cards 3000 --reader-cards-tag e --capture wild
-  step reader_cards-mild-invented-e_train.npz --split train --seed 75 $only --reader-cards 3000 --reader-cards-tag e --invented-words --capture mild
+  # two more batches of crops in each style and of invented names, and more rendered lines (commands 10 and 11)
+  for b in "e 71" "f 81"; do
+    set -- $b
+    step reader_cards-mild-$1_train.npz --split train --seed $2 $only --reader-cards 4000 --reader-cards-tag $1 --capture mild
+    step reader_cards-wild-$1_train.npz --split train --seed $(($2 + 2)) $only --reader-cards 3000 --reader-cards-tag $1 --capture wild
+    step reader_cards-mild-invented-$1_train.npz --split train --seed $(($2 + 4)) $only --reader-cards 3000 --reader-cards-tag $1 --invented-words --capture mild
+  done
   step reader_lines-e_train.npz --split train --seed 77 --flat 0 --lines 20000 --lines-tag e --cropper 0 --card-types mixed
   step reader_cards-mild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture mild
   step reader_cards-wild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture wild
@@ -54,7 +57,7 @@ init() {
   $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 --data cropper,cropper-mild,cropper-wild,cropper-wild2 $(init cropper 0.001) && $PY -m training.cropper export
 ) > data/logs/detector_cropper.log 2>&1 &
 maps=$!
-$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines,cards-mild-e,cards-wild-e,cards-mild-invented-e,lines-e $(init reader 0.0005) > data/logs/reader.log 2>&1
+$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines,cards-mild-e,cards-wild-e,cards-mild-invented-e,lines-e,cards-mild-f,cards-wild-f,cards-mild-invented-f $(init reader 0.0005) > data/logs/reader.log 2>&1
 $PY -m training.reader export >> data/logs/reader.log 2>&1
 wait $maps
 echo "done: models/*.onnx, models/*.md (logs in data/logs)"
