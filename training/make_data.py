@@ -187,6 +187,11 @@ def record_run(out: Path, split: str, run: dict, files: list[str]) -> None:
     path.write_text(json.dumps(made | {f: run for f in files}, indent=1))
 
 
+def further(kind: str, tag: str) -> str:
+    """A further batch of a kind, made with its own --seed beside the first: `kind-tag` (the --*-tag options)."""
+    return f"{kind}-{tag}" if tag else kind
+
+
 def _pack_crops(crops: list[tuple[np.ndarray, str]]) -> dict:
     images = np.zeros((len(crops), reader.INPUT_H, reader.INPUT_W), np.uint8)
     widths = np.zeros(len(crops), np.int32)
@@ -229,9 +234,12 @@ def main() -> None:
                     help="capture style (fvi.synth.photo): mild (default) or wild (issue 3's range; its photographic "
                          "backgrounds come from the training part of the wallpapers)")
     a = ap.parse_args()
-    cropper_suffix = f"-{a.cropper_tag}" if a.cropper_tag else ""
-    lines_kind = "lines" + (f"-{a.lines_tag}" if a.lines_tag else "")
-    reader_kind = f"cards-{a.capture}" + ("-invented" if a.invented_words else "") + (f"-{a.reader_cards_tag}" if a.reader_cards_tag else "")
+    invented = "-invented" if a.invented_words else ""
+    # each file's name, once: the record below and the writes after it must agree
+    detector_file, flat_crops_file = f"detector_{a.split}.npz", f"reader_cards_{a.split}.npz"
+    cards_file = f"reader_{further(f'cards-{a.capture}{invented}', a.reader_cards_tag)}_{a.split}.npz"
+    lines_file = f"reader_{further('lines', a.lines_tag)}_{a.split}.npz"
+    cropper_file, refine_file = (f"{further(k, a.cropper_tag)}_{a.split}.npz" for k in ("cropper", "cropper_refine"))
     try:
         types = resolve_card_types("mixed") if a.card_types == "mixed" else resolve_card_types(card_types=a.card_types.split(","))
     except ValueError as e:
@@ -239,10 +247,8 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     record_run(a.out, a.split, {"command": "python -m training.make_data " + " ".join(sys.argv[1:]), "seed": a.seed,
                                 "card_types": list(types), "capture": a.capture},
-               [f for f, n in ((f"detector_{a.split}.npz", a.flat), (f"reader_cards_{a.split}.npz", a.flat),
-                               (f"reader_{lines_kind}_{a.split}.npz", a.lines), (f"cropper{cropper_suffix}_{a.split}.npz", a.cropper),
-                               (f"cropper_refine{cropper_suffix}_{a.split}.npz", a.cropper_refine),
-                               (f"reader_{reader_kind}_{a.split}.npz", a.reader_cards)) if n])
+               [f for f, n in ((detector_file, a.flat), (flat_crops_file, a.flat), (lines_file, a.lines),
+                               (cropper_file, a.cropper), (refine_file, a.cropper_refine), (cards_file, a.reader_cards)) if n])
     if a.flat:
         parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
         offset, det_lines, crops = 0, [], []
@@ -250,23 +256,23 @@ def main() -> None:
             det_lines += [(i + offset, c, b) for i, c, b in lines]
             crops += cr
             offset += len(imgs)
-        np.savez(a.out / f"detector_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+        np.savez(a.out / detector_file, images=np.concatenate([p[0] for p in parts]),
                  card_type=np.concatenate([p[1] for p in parts]),
                  line_card=np.array([l[0] for l in det_lines], np.int32), line_class=np.array([l[1] for l in det_lines], np.int32),
                  line_box=np.stack([l[2] for l in det_lines]).astype(np.float32))
-        np.savez(a.out / f"reader_cards_{a.split}.npz", **_pack_crops(crops))
+        np.savez(a.out / flat_crops_file, **_pack_crops(crops))
     if a.reader_cards:
         crops = [c for part in _run(_reader_cards_chunk, a.reader_cards, a.seed + 19, a.workers,
                                     extra=(types, a.capture, a.invented_words))
                  for c in part]
-        np.savez(a.out / f"reader_{reader_kind}_{a.split}.npz", **_pack_crops(crops))
+        np.savez(a.out / cards_file, **_pack_crops(crops))
     if a.lines:
         crops = [c for part in _run(_line_chunk, a.lines, a.seed + 7, a.workers, chunk=500) for c in part]
-        np.savez(a.out / f"reader_{lines_kind}_{a.split}.npz", **_pack_crops(crops))
-    for count, fn, name, offset in ((a.cropper, _cropper_chunk, "cropper", 13), (a.cropper_refine, _refine_chunk, "cropper_refine", 17)):
+        np.savez(a.out / lines_file, **_pack_crops(crops))
+    for count, fn, file, offset in ((a.cropper, _cropper_chunk, cropper_file, 13), (a.cropper_refine, _refine_chunk, refine_file, 17)):
         if count:
             parts = _run(fn, count, a.seed + offset, a.workers, extra=(types, a.capture))
-            np.savez(a.out / f"{name}{cropper_suffix}_{a.split}.npz", images=np.concatenate([p[0] for p in parts]),
+            np.savez(a.out / file, images=np.concatenate([p[0] for p in parts]),
                      corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
 
 
