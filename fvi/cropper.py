@@ -71,6 +71,27 @@ def refine_view(image_rgb: np.ndarray, corners: np.ndarray, margin: float = REFI
     return to_input_tensor(out), Letterbox(scale, -x0 * scale, -y0 * scale)
 
 
+# A second look whose weakest corner peaks under this is taken again with the view turned by one, two and three
+# quarter turns, and the four looks' heatmaps, turned back, are averaged: a corner the net placed on a background
+# edge in one orientation rarely wins in all four. On 1,500 tuning photos (seed 9310, mild; no evaluation uses
+# them) cards with a corner off by more than 3% went from 35 to 28 with every second look turned, and to 28 too
+# with those under 0.7 (a third of them); mean corner error 0.52% -> 0.48%.
+TURN_BELOW = 0.7
+
+
+def quarter_turns(view: np.ndarray) -> np.ndarray:
+    """(3, 256, 256) view → (3, 3, 256, 256): it turned by one, two and three quarter turns (counter-clockwise).
+    A corner keeps its class when turned (it belongs to the card), as the cropper was trained (training.cropper)."""
+    return np.stack([np.ascontiguousarray(np.rot90(view, k, axes=(1, 2))) for k in (1, 2, 3)])
+
+
+def mean_over_turns(heatmaps: np.ndarray, turned_heatmaps: np.ndarray) -> np.ndarray:
+    """The unturned view's (4, 64, 64) heatmaps and the turned views' (3, 4, 64, 64), turned back and averaged.
+    A stride-4 cell maps exactly onto a cell when turned (64 cells of 4 pixels tile the 256-pixel view)."""
+    back = [np.rot90(h, -k, axes=(1, 2)) for k, h in zip((1, 2, 3), turned_heatmaps)]
+    return (heatmaps + sum(back)) / 4
+
+
 def to_input_tensor(boxed_rgb: np.ndarray) -> np.ndarray:
     """Pixels stay uint8 (CHW): the nets normalise inside (training.nets), 4x less to copy between steps."""
     return np.ascontiguousarray(boxed_rgb.transpose(2, 0, 1))

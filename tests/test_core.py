@@ -252,6 +252,34 @@ def test_the_second_look_zooms_on_the_card_and_maps_back(photo_shape, quad):
     assert (got & (want > 0)).sum() / (got | (want > 0)).sum() > 0.95  # the pixels are where the map says
 
 
+def test_turned_second_looks_are_turned_back_onto_the_view():
+    """A stand-in for the cropper that knows where a card's corners are in any view, however it is turned: its
+    turned looks, turned back, must peak on the very cells of the unturned look, each corner in its own class."""
+    quad = np.array([[60, 50], [200, 70], [190, 170], [50, 150]], np.float32)  # TL, TR, BR, BL in the view
+    view = np.zeros((3, cropper.INPUT_SIZE, cropper.INPUT_SIZE), np.uint8)
+    view[0, :10] = 1  # which way up the view is (a band along its top): turns move it
+    marks = np.zeros((4,) + view.shape[1:], np.uint8)
+    for k, (x, y) in enumerate(quad.astype(int)):
+        marks[k, y, x] = 1
+
+    def cropper_that_sees(views: np.ndarray) -> np.ndarray:
+        out = []
+        for v in views:
+            turns = next(t for t in range(4) if np.array_equal(v, np.rot90(view, t, axes=(1, 2))))
+            seen = np.rot90(marks, turns, axes=(1, 2))  # the corners where the turned view has them
+            cells = seen.reshape(4, cropper.HEATMAP_SIZE, cropper.STRIDE, cropper.HEATMAP_SIZE, cropper.STRIDE).max((2, 4))
+            out.append(cells.astype(np.float32))
+        return np.stack(out)
+
+    turned = cropper.quarter_turns(view)
+    assert turned.shape == (3,) + view.shape
+    heatmaps = cropper_that_sees(view[None])[0]
+    mean = cropper.mean_over_turns(heatmaps, cropper_that_sees(turned))
+    assert np.array_equal(mean, heatmaps)
+    res = cropper.decode(mean, Letterbox(1.0, 0.0, 0.0), (cropper.INPUT_SIZE, cropper.INPUT_SIZE))
+    assert np.abs(res.corners - quad).max() <= cropper.STRIDE
+
+
 def test_detector_targets_decode_back_to_line_boxes():
     boxes = [(0, np.array([400, 186, 640, 230], np.float32)), (6, np.array([668, 496, 960, 530], np.float32)),
              (6, np.array([272, 542, 800, 576], np.float32) * [1, 504 / 630, 1, 504 / 630])]
