@@ -338,51 +338,43 @@ def test_reader_training_crops_leave_out_lines_too_small_in_the_photo_to_read(fi
         assert len(crops) < len(lines)
 
 
-def test_a_further_batch_of_reader_cards_lands_beside_the_first_with_its_command_recorded(tmp_path):
-    import json
+def make_data(out, seed: int, *args: str) -> dict:
+    """Runs `python -m training.make_data` into `out` as a user would; returns its record of every file it made."""
     import subprocess
     import sys
 
-    only = ["--flat", "0", "--lines", "0", "--cropper", "0", "--workers", "1", "--capture", "mild", "--out", str(tmp_path)]
-    for seed, tag in ((5, []), (6, ["--reader-cards-tag", "b"])):
-        subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--reader-cards", "2", *only, *tag],
-                       check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--flat", "0", "--workers", "1",
+                    "--out", str(out), *args], check=True, capture_output=True)
+    return json.loads((out / "train.make_data.json").read_text())
+
+
+def test_a_further_batch_of_reader_cards_lands_beside_the_first_with_its_command_recorded(tmp_path):
+    only = ["--lines", "0", "--cropper", "0", "--capture", "mild", "--reader-cards", "2"]
+    make_data(tmp_path, 5, *only)
+    made = make_data(tmp_path, 6, *only, "--reader-cards-tag", "b")
     first, further = (np.load(tmp_path / f"reader_{k}_train.npz") for k in ("cards-mild", "cards-mild-b"))
     assert len(first["texts"]) and len(further["texts"]) and set(first["texts"]) != set(further["texts"])
-    made = json.loads((tmp_path / "train.make_data.json").read_text())
     assert "--seed 6" in made["reader_cards-mild-b_train.npz"]["command"]
     assert "--seed 5" in made["reader_cards-mild_train.npz"]["command"]  # the first batch's record is kept
 
 
 def test_a_further_batch_of_rendered_lines_lands_beside_the_first_with_its_command_recorded(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    only = ["--flat", "0", "--cropper", "0", "--workers", "1", "--out", str(tmp_path)]
-    for seed, tag in ((5, []), (6, ["--lines-tag", "e"])):
-        subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--lines", "4", *only, *tag],
-                       check=True, capture_output=True)
+    only = ["--cropper", "0", "--lines", "4"]
+    make_data(tmp_path, 5, *only)
+    made = make_data(tmp_path, 6, *only, "--lines-tag", "e")
     first, further = (np.load(tmp_path / f"reader_{k}_train.npz") for k in ("lines", "lines-e"))
     assert len(first["texts"]) == len(further["texts"]) == 4 and set(first["texts"]) != set(further["texts"])
-    made = json.loads((tmp_path / "train.make_data.json").read_text())
     assert "--seed 6" in made["reader_lines-e_train.npz"]["command"]
     assert "--seed 5" in made["reader_lines_train.npz"]["command"]  # the first batch's record is kept
 
 
 def test_a_further_batch_of_cropper_photos_lands_beside_the_first_with_its_command_recorded(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    only = ["--flat", "0", "--lines", "0", "--workers", "1", "--out", str(tmp_path)]
-    for seed, more in ((5, ["--capture", "wild"]), (6, ["--capture", "mild", "--cropper-tag", "mild"])):
-        subprocess.run([sys.executable, "-m", "training.make_data", "--seed", str(seed), "--cropper", "3",
-                        "--cropper-refine", "2", *only, *more], check=True, capture_output=True)
+    only = ["--lines", "0", "--cropper", "3", "--cropper-refine", "2"]
+    make_data(tmp_path, 5, *only, "--capture", "wild")
+    made = make_data(tmp_path, 6, *only, "--capture", "mild", "--cropper-tag", "mild")
     for whole, zoomed in (("cropper", "cropper_refine"), ("cropper-mild", "cropper_refine-mild")):
         photos, views = (np.load(tmp_path / f"{k}_train.npz") for k in (whole, zoomed))
         assert len(photos["images"]) == 3 and len(views["images"]) == 2 and views["has_card"].all()
-    made = json.loads((tmp_path / "train.make_data.json").read_text())
     assert made["cropper_refine-mild_train.npz"]["capture"] == "mild" and "--seed 6" in made["cropper-mild_train.npz"]["command"]
     assert made["cropper_train.npz"]["capture"] == "wild"  # the first batch's record is kept
 
