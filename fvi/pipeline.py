@@ -78,8 +78,8 @@ def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
 
 def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
                 ) -> cropper.CornerResult:
-    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view); taken four ways,
-    turned, when a corner is unsure (fvi.cropper.TURN_BELOW)."""
+    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view); when a corner is
+    unsure (fvi.cropper.TURN_BELOW) the turned views place the corners, the unturned view's peaks still decide."""
     view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
     lb, shape = lb.of_reduced(photo.scale), (photo.size[1], photo.size[0])
     heatmaps = run_cropper(view[None]).reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
@@ -87,7 +87,8 @@ def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable
     if seen.confidence >= cropper.TURN_BELOW:
         return seen
     turned = run_cropper(cropper.quarter_turns(view)).reshape(3, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
-    return cropper.decode(cropper.mean_over_turns(heatmaps, turned), lb, shape)
+    placed = cropper.decode(cropper.mean_over_turns(heatmaps, turned), lb, shape)
+    return cropper.corner_result(placed.corners, seen.scores, shape)
 
 
 def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
