@@ -260,7 +260,7 @@ def test_an_unsure_second_look_is_placed_by_its_turned_views_and_decided_by_its_
     from fvi.pipeline import second_look
 
     photo = Photo(np.zeros((600, 800, 3), np.uint8), (800, 600))
-    photo.image[:40] = 255  # which way up the photo is (a band along its top): turns move it
+    photo.image[120:260, 180:400] = 255  # a patch off the centre of the view: any turn moves it
     quad = np.array([[200, 150], [600, 170], [590, 420], [190, 400]], np.float32)
     first = cropper.corner_result(quad + 6, np.full(4, 0.9, np.float32), (600, 800))  # a first look a little off
     view, lb = cropper.refine_view(photo.image, first.corners)
