@@ -138,7 +138,13 @@ def pick_look(first: CornerResult, second: CornerResult) -> CornerResult:
 
 
 def decode(heatmaps: np.ndarray, lb: Letterbox, image_shape: tuple[int, ...]) -> CornerResult:
-    """(4, 64, 64) corner probabilities → corners with sub-cell precision (3x3 weighted centroid)."""
+    """(4, 64, 64) corner probabilities → the look they make (corners in image pixels, peaks, found)."""
+    return corner_result(*peaks(heatmaps, lb), image_shape)
+
+
+def peaks(heatmaps: np.ndarray, lb: Letterbox) -> tuple[np.ndarray, np.ndarray]:
+    """(4, 64, 64) corner probabilities → each corner's place in image pixels, with sub-cell precision (3x3
+    weighted centroid), and its peak."""
     corners = np.zeros((4, 2), np.float32)
     scores = np.zeros(4, np.float32)
     n = heatmaps.shape[-1]
@@ -152,7 +158,7 @@ def decode(heatmaps: np.ndarray, lb: Letterbox, image_shape: tuple[int, ...]) ->
         wsum = patch.sum()
         cx, cy = (float((patch * xs).sum() / wsum), float((patch * ys).sum() / wsum)) if wsum > 0 else (float(x), float(y))
         corners[k] = cell_to_corner(np.array([cx, cy], np.float32))
-    return corner_result(lb.to_image(corners), scores, image_shape)
+    return lb.to_image(corners), scores
 
 
 def corner_result(corners: np.ndarray, scores: np.ndarray, image_shape: tuple[int, ...]) -> CornerResult:

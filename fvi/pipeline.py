@@ -87,8 +87,8 @@ def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable
     if seen.confidence >= cropper.TURN_BELOW:
         return seen
     turned = run_cropper(cropper.quarter_turns(view)).reshape(3, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
-    placed = cropper.decode(cropper.mean_over_turns(heatmaps, turned), lb, shape)
-    return cropper.corner_result(placed.corners, seen.scores, shape)
+    placed, _ = cropper.peaks(cropper.mean_over_turns(heatmaps, turned), lb)
+    return cropper.corner_result(placed, seen.scores, shape)
 
 
 def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
