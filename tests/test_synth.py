@@ -314,9 +314,10 @@ def test_training_and_evaluation_photos_lie_on_different_wallpapers(tmp_path, mo
             photo.wallpapers("some")
     finally:
         photo.wallpapers.cache_clear()
-    from training.make_data import _style
+    from training.make_data import Share
 
-    assert evaluation_style("wild").wallpaper_set == "held_out" and _style([("cccd_2016",), "wild"]).wallpaper_set == "train"
+    wild_training = Share(seed=1, count=1, card_types=("cccd_2016",), capture="wild")
+    assert evaluation_style("wild").wallpaper_set == "held_out" and wild_training.style().wallpaper_set == "train"
     assert evaluation_style("mild") == photo.MILD  # no wallpapers: byte-identical to earlier sets
 
 

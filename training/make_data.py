@@ -9,7 +9,7 @@ import argparse
 import json
 import multiprocessing as mp
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -31,10 +31,6 @@ NO_CARD_RATE = 0.06
 DEFAULT_CARD_TYPES: tuple[str, ...] = (CARD_TYPES[0],)
 
 
-def _style(rest: list) -> CaptureStyle:
-    """Training photos lie on the training part of the wallpapers; evaluation keeps the rest (bench.evaluate)."""
-    style = CAPTURE_STYLES[rest[1]] if len(rest) > 1 else MILD
-    return replace(style, wallpaper_set="train") if style.wallpaper else style
 
 
 # The second look's input is cut around the first look's corners, which are off by about 1-3% of the
@@ -45,21 +41,34 @@ REFINE_CORNER_NOISE = 0.025
 MIN_SOURCE_LINE_PX = 8.0
 
 
-def _chunk(args: tuple) -> tuple[int, CaptureStyle, np.random.Generator, IdentityFactory, TypedRenderers]:
-    """A worker's share (seed, count, card types, capture style, invented words): its count, style and own generators."""
-    seed, n, *rest = args
-    invented = len(rest) > 2 and rest[2]
-    return (n, _style(rest), np.random.default_rng(seed), IdentityFactory(seed, invented_words=invented),
-            TypedRenderers(rest[0] if rest else DEFAULT_CARD_TYPES))
+@dataclass(frozen=True)
+class Share:
+    """One worker's share of a batch: its own seed and count, and what every share of the batch draws from."""
+
+    seed: int
+    count: int
+    card_types: tuple[str, ...] = DEFAULT_CARD_TYPES
+    capture: str = MILD.name
+    invented_words: bool = False
+
+    def style(self) -> CaptureStyle:
+        """Training photos lie on the training part of the wallpapers; evaluation keeps the rest (bench.evaluate)."""
+        style = CAPTURE_STYLES[self.capture]
+        return replace(style, wallpaper_set="train") if style.wallpaper else style
+
+    def makers(self) -> tuple[int, CaptureStyle, np.random.Generator, IdentityFactory, TypedRenderers]:
+        """Its count, capture style and own generators."""
+        return (self.count, self.style(), np.random.default_rng(self.seed),
+                IdentityFactory(self.seed, invented_words=self.invented_words), TypedRenderers(self.card_types))
 
 
 def _cropper_arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((n, cropper.INPUT_SIZE, cropper.INPUT_SIZE, 3), np.uint8), np.zeros((n, 4, 2), np.float32)
 
 
-def _refine_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _refine_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Second-look views (fvi.cropper.refine_view) of full-size photos: the card zoomed to fill the input."""
-    n, style, rng, ids, renderers = _chunk(args)
+    n, style, rng, ids, renderers = share.makers()
     images, corners = _cropper_arrays(n)
     for i in range(n):
         cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=style)
@@ -71,8 +80,8 @@ def _refine_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, corners, np.ones(n, bool)
 
 
-def _cropper_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n, style, rng, ids, renderers = _chunk(args)
+def _cropper_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n, style, rng, ids, renderers = share.makers()
     images, corners = _cropper_arrays(n)
     has_card = np.zeros(n, bool)
     for i in range(n):
@@ -110,8 +119,8 @@ def _line_crops(flat: np.ndarray, flat_lines: list, photo_lines: list, rng: np.r
     return crops
 
 
-def _flat_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, list, list]:
-    n, style, rng, ids, renderers = _chunk(args)
+def _flat_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, list, list]:
+    n, style, rng, ids, renderers = share.makers()
     det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
     det_types = np.zeros(n, np.int32)
     det_lines: list[tuple[int, int, np.ndarray]] = []
@@ -128,9 +137,9 @@ def _flat_chunk(args: tuple) -> tuple[np.ndarray, np.ndarray, list, list]:
     return det_images, det_types, det_lines, crops
 
 
-def _reader_cards_chunk(args: tuple) -> list[tuple[np.ndarray, str]]:
+def _reader_cards_chunk(share: Share) -> list[tuple[np.ndarray, str]]:
     """Line crops of photographed cards for the reader alone (no detector arrays)."""
-    n, style, rng, ids, renderers = _chunk(args)
+    n, style, rng, ids, renderers = share.makers()
     crops: list[tuple[np.ndarray, str]] = []
     for _ in range(n):
         cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=style)
@@ -158,11 +167,10 @@ def _random_text(rng: np.random.Generator) -> str:
     return text.upper() if rng.random() < 0.3 else text or "0"
 
 
-def _line_chunk(args: tuple[int, int]) -> list[tuple[np.ndarray, str]]:
-    seed, n = args
-    rng = np.random.default_rng(seed)
+def _line_chunk(share: Share) -> list[tuple[np.ndarray, str]]:
+    rng = np.random.default_rng(share.seed)
     out = []
-    for _ in range(n):
+    for _ in range(share.count):
         text = _random_text(rng)
         img = render_text_line(text, rng)
         w = int(np.clip(round(img.shape[1] * reader.INPUT_H / img.shape[0]), 8, reader.INPUT_W))
@@ -174,8 +182,9 @@ def _line_chunk(args: tuple[int, int]) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def _run(fn, total: int, seed: int, workers: int, chunk: int = 50, extra: tuple = ()):
-    jobs = [(seed * 1_000_003 + k, min(chunk, total - k * chunk), *extra) for k in range((total + chunk - 1) // chunk)]
+def _run(fn, total: int, seed: int, workers: int, chunk: int = 50, **batch):
+    """fn over the batch's shares (`batch`: Share's other fields), in order."""
+    jobs = [Share(seed * 1_000_003 + k, min(chunk, total - k * chunk), **batch) for k in range((total + chunk - 1) // chunk)]
     with mp.Pool(workers) as pool:
         return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=fn.__name__.strip("_"), unit="chunk"))
 
@@ -250,7 +259,7 @@ def main() -> None:
                [f for f, n in ((detector_file, a.flat), (flat_crops_file, a.flat), (lines_file, a.lines),
                                (cropper_file, a.cropper), (refine_file, a.cropper_refine), (cards_file, a.reader_cards)) if n])
     if a.flat:
-        parts = _run(_flat_chunk, a.flat, a.seed, a.workers, extra=(types, a.capture))
+        parts = _run(_flat_chunk, a.flat, a.seed, a.workers, card_types=types, capture=a.capture)
         offset, det_lines, crops = 0, [], []
         for imgs, _, lines, cr in parts:
             det_lines += [(i + offset, c, b) for i, c, b in lines]
@@ -263,7 +272,7 @@ def main() -> None:
         np.savez(a.out / flat_crops_file, **_pack_crops(crops))
     if a.reader_cards:
         crops = [c for part in _run(_reader_cards_chunk, a.reader_cards, a.seed + 19, a.workers,
-                                    extra=(types, a.capture, a.invented_words))
+                                    card_types=types, capture=a.capture, invented_words=a.invented_words)
                  for c in part]
         np.savez(a.out / cards_file, **_pack_crops(crops))
     if a.lines:
@@ -271,7 +280,7 @@ def main() -> None:
         np.savez(a.out / lines_file, **_pack_crops(crops))
     for count, fn, file, offset in ((a.cropper, _cropper_chunk, cropper_file, 13), (a.cropper_refine, _refine_chunk, refine_file, 17)):
         if count:
-            parts = _run(fn, count, a.seed + offset, a.workers, extra=(types, a.capture))
+            parts = _run(fn, count, a.seed + offset, a.workers, card_types=types, capture=a.capture)
             np.savez(a.out / file, images=np.concatenate([p[0] for p in parts]),
                      corners=np.concatenate([p[1] for p in parts]), has_card=np.concatenate([p[2] for p in parts]))
 
