@@ -122,6 +122,19 @@ def keep_checkpoint(name: str) -> Path:
     return dest / f"{name}.pt"
 
 
+HISTORY = Path(__file__).parent / "history"
+
+
+def history(name: str) -> list[str]:
+    """training/history/<name>.md: why each command was run and what it changed, written when it was trained
+    (the figures of their time), so an export carries them and no code holds them."""
+    path = HISTORY / f"{name}.md"
+    if not path.exists():
+        return []
+    body = path.read_text(encoding="utf-8").split("\n", 1)[1].strip()  # its own title becomes the card's section
+    return ["## How each command came to be", "", body, ""]
+
+
 def write_model_card(name: str, title: str, metrics: dict, export_info: dict, train_args: dict, notes: str,
                      data_files: tuple[str, ...]) -> Path:
     """models/<name>.md: what data, which seed, which commands, which numbers (all on synthetic data).
@@ -147,6 +160,7 @@ def write_model_card(name: str, title: str, metrics: dict, export_info: dict, tr
         f"- exported by: `{cmd}`",
         *[f"- {k}: {v}" for k, v in export_info.items()], "",
         notes, "",
+        *history(name),
     ]
     card.write_text("\n".join(lines), encoding="utf-8")
     (MODELS / f"{name}.metrics.json").write_text(json.dumps({"metrics": metrics, "export": export_info, "train_args": train_args, "data": data}, indent=2))

@@ -169,22 +169,8 @@ def export_cmd(a) -> None:
                      f"corners peak at least fvi.cropper.CORNER_THRESHOLD ({cropper.CORNER_THRESHOLD:g}; the found rates "
                      "above are at it), chosen with `python -m training.cropper calibrate` on photos nothing else uses. "
                      "The pipeline also takes a card the first look half saw when the second look finds it "
-                     "(fvi.cropper.second_look_finds, calibrated the same way). Command 6 added photos in mild capture "
-                     "(`cropper-mild`: each corner moved on its own by up to a fifth of the card's long side, as fvi.synth.photo's "
-                     "MILD draws them, while wild capture turns the card as one rigid plane) and two more wild batches; the "
-                     "cache of commands 1-5 was not at hand and was not read again. Against command 5, on the validation "
-                     "views above: mean corner error 2.44% → 2.28% (first look), 0.88% → 0.74% (second look); cards found "
-                     "94.4% → 96.8% / 97.0% → 99.7%. Through the pipeline's two looks on 2,500 tuning photos no evaluation "
-                     "uses (seeds 9300, 9301, 9310 mild; 9311 wild, training wallpapers): cards with every corner within "
-                     "3% 95.9% → 97.7% (mild, seed 9310) and 86.2% → 87.5% (wild). The calibration (seed 9100) kept "
-                     "CORNER_THRESHOLD and the second-look constants: at 0.10 no card-free photo was taken for a card "
-                     "(mild or wild), and the pipeline found 99.56% (mild) / 98.89% (wild) of cards. "
-                     "The pipeline now turns an unsure second look: when its weakest corner peaks under "
-                     f"fvi.cropper.TURN_BELOW ({cropper.TURN_BELOW:g}) the view is read again turned by one, two and three "
-                     "quarter turns (the net was trained with quarter turns), and the corners are placed on the four "
-                     "heatmaps turned back and averaged; the unturned view's peaks still decide whether a card is there, "
-                     "so the calibration's found rates stand. On the tuning photos, cards with every corner within 3%: "
-                     "97.7% → 98.1% (mild, seed 9310), 87.5% → 90.2% (wild).",
+                     "(fvi.cropper.second_look_finds, calibrated the same way), and reads an unsure second look turned "
+                     f"by quarter turns as well (fvi.cropper.TURN_BELOW, {cropper.TURN_BELOW:g}).",
                      data_files=tuple(f"{n}_{{split}}.npz" for k in trained_data(args, DEFAULT_DATA) for n in (k, refine_kind(k))))
 
 
