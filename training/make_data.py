@@ -31,8 +31,6 @@ NO_CARD_RATE = 0.06
 DEFAULT_CARD_TYPES: tuple[str, ...] = (CARD_TYPES[0],)
 
 
-
-
 # The second look's input is cut around the first look's corners, which are off by about 1-3% of the
 # diagonal on a hard photo: the training views are cut around true corners moved that much (per corner).
 REFINE_CORNER_NOISE = 0.025
