@@ -86,7 +86,7 @@ def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable
     seen = cropper.decode(heatmaps, lb, shape)
     if seen.confidence >= cropper.TURN_BELOW:
         return seen
-    turned = run_cropper(cropper.quarter_turns(view)).reshape(3, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
+    turned = run_cropper(cropper.quarter_turns(view)).reshape(-1, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
     placed, _ = cropper.peaks(cropper.mean_over_turns(heatmaps, turned), lb)
     return cropper.corner_result(placed, seen.scores, shape)
 

@@ -317,7 +317,7 @@ def test_training_and_evaluation_photos_lie_on_different_wallpapers(tmp_path, mo
     from training.make_data import Share
 
     wild_training = Share(seed=1, count=1, card_types=("cccd_2016",), capture="wild")
-    assert evaluation_style("wild").wallpaper_set == "held_out" and wild_training.style().wallpaper_set == "train"
+    assert evaluation_style("wild").wallpaper_set == "held_out" and wild_training.style.wallpaper_set == "train"
     assert evaluation_style("mild") == photo.MILD  # no wallpapers: byte-identical to earlier sets
 
 

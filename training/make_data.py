@@ -10,6 +10,7 @@ import json
 import multiprocessing as mp
 import sys
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -49,15 +50,16 @@ class Share:
     capture: str = MILD.name
     invented_words: bool = False
 
+    @cached_property
     def style(self) -> CaptureStyle:
         """Training photos lie on the training part of the wallpapers; evaluation keeps the rest (bench.evaluate)."""
         style = CAPTURE_STYLES[self.capture]
         return replace(style, wallpaper_set="train") if style.wallpaper else style
 
-    def makers(self) -> tuple[int, CaptureStyle, np.random.Generator, IdentityFactory, TypedRenderers]:
-        """Its count, capture style and own generators."""
-        return (self.count, self.style(), np.random.default_rng(self.seed),
-                IdentityFactory(self.seed, invented_words=self.invented_words), TypedRenderers(self.card_types))
+    def generators(self) -> tuple[np.random.Generator, IdentityFactory, TypedRenderers]:
+        """Its own random draws, identities and card renderers, all from its seed."""
+        return (np.random.default_rng(self.seed), IdentityFactory(self.seed, invented_words=self.invented_words),
+                TypedRenderers(self.card_types))
 
 
 def _cropper_arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,31 +68,31 @@ def _cropper_arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _refine_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Second-look views (fvi.cropper.refine_view) of full-size photos: the card zoomed to fill the input."""
-    n, style, rng, ids, renderers = share.makers()
-    images, corners = _cropper_arrays(n)
-    for i in range(n):
-        cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=style)
+    rng, ids, renderers = share.generators()
+    images, corners = _cropper_arrays(share.count)
+    for i in range(share.count):
+        cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=share.style)
         diag = float(np.linalg.norm(cap.corners[0] - cap.corners[2]))
         noise = rng.normal(0, REFINE_CORNER_NOISE * rng.uniform(0.3, 1.5), (4, 2)) * diag
         view, lb = cropper.refine_view(cap.image, cap.corners + noise.astype(np.float32))
         images[i] = view.transpose(1, 2, 0)
         corners[i] = lb.to_input(cap.corners)
-    return images, corners, np.ones(n, bool)
+    return images, corners, np.ones(share.count, bool)
 
 
 def _cropper_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n, style, rng, ids, renderers = share.makers()
-    images, corners = _cropper_arrays(n)
-    has_card = np.zeros(n, bool)
-    for i in range(n):
+    rng, ids, renderers = share.generators()
+    images, corners = _cropper_arrays(share.count)
+    has_card = np.zeros(share.count, bool)
+    for i in range(share.count):
         w, h = OUTPUT_SIZES[int(rng.integers(len(OUTPUT_SIZES)))]
         size = (int(w * 0.6), int(h * 0.6))
         if rng.random() < NO_CARD_RATE:
-            img = np.clip(scene_background(*size, rng, style)[0], 0, 255).astype(np.uint8)
+            img = np.clip(scene_background(*size, rng, share.style)[0], 0, 255).astype(np.uint8)
             images[i] = letterbox(img, cropper.INPUT_SIZE)[0]
             continue
         identity = ids.make()
-        cap = photograph(renderers.pick(rng).render(identity, rng), rng, size=size, style=style)
+        cap = photograph(renderers.pick(rng).render(identity, rng), rng, size=size, style=share.style)
         boxed, lb = letterbox(cap.image, cropper.INPUT_SIZE)
         images[i] = boxed
         corners[i] = lb.to_input(cap.corners)
@@ -118,15 +120,15 @@ def _line_crops(flat: np.ndarray, flat_lines: list, photo_lines: list, rng: np.r
 
 
 def _flat_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, list, list]:
-    n, style, rng, ids, renderers = share.makers()
-    det_images = np.zeros((n, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
-    det_types = np.zeros(n, np.int32)
+    rng, ids, renderers = share.generators()
+    det_images = np.zeros((share.count, detector.INPUT_H, detector.INPUT_W, 3), np.uint8)
+    det_types = np.zeros(share.count, np.int32)
     det_lines: list[tuple[int, int, np.ndarray]] = []
     crops: list[tuple[np.ndarray, str]] = []
-    for i in range(n):
+    for i in range(share.count):
         renderer = renderers.pick(rng)
         det_types[i] = CARD_TYPES.index(renderer.card_type)
-        cap = photograph(renderer.render(ids.make(), rng), rng, style=style)
+        cap = photograph(renderer.render(ids.make(), rng), rng, style=share.style)
         flat, lines = flatten_like_cropper(cap, rng)
         det_images[i] = cv2.resize(flat, (detector.INPUT_W, detector.INPUT_H), interpolation=cv2.INTER_AREA)
         for line in lines:
@@ -137,10 +139,10 @@ def _flat_chunk(share: Share) -> tuple[np.ndarray, np.ndarray, list, list]:
 
 def _reader_cards_chunk(share: Share) -> list[tuple[np.ndarray, str]]:
     """Line crops of photographed cards for the reader alone (no detector arrays)."""
-    n, style, rng, ids, renderers = share.makers()
+    rng, ids, renderers = share.generators()
     crops: list[tuple[np.ndarray, str]] = []
-    for _ in range(n):
-        cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=style)
+    for _ in range(share.count):
+        cap = photograph(renderers.pick(rng).render(ids.make(), rng), rng, style=share.style)
         flat, lines = flatten_like_cropper(cap, rng)
         crops += _line_crops(flat, lines, cap.lines, rng)
     return crops
