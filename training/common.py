@@ -63,7 +63,7 @@ def train_loop(name: str, model: torch.nn.Module, steps: int, lr: float, step_fn
                     print(f"[{name}] eval @ {step}: {json.dumps(evaluate())}", flush=True)
 
 
-CARD_ARGS = ("steps", "batch", "lr", "seed", "data")
+CARD_ARGS = ("steps", "batch", "lr", "seed", "data", "loss_per")
 
 
 def initial_weights(model: torch.nn.Module, a) -> torch.nn.Module:

@@ -120,7 +120,7 @@ def train(a) -> None:
     val = {kind: _load("val", (kind,)) for kind in _val_card_kinds()}
     rng = np.random.default_rng(a.seed)
     model = initial_weights(ReaderNet(), a)
-    ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True)
+    ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True, reduction="mean" if a.loss_per == "line" else "sum")
     it = width_batches(widths, a.batch, rng)
 
     def step(_: int) -> torch.Tensor:
@@ -130,7 +130,8 @@ def train(a) -> None:
         targets = torch.tensor([c for i in idx for c in labels[i]], dtype=torch.long)
         target_lengths = torch.tensor([len(labels[i]) for i in idx], dtype=torch.long)
         input_lengths = torch.full((len(idx),), log_probs.shape[0], dtype=torch.long)
-        return ctc(log_probs, targets, input_lengths, target_lengths)
+        loss = ctc(log_probs, targets, input_lengths, target_lengths)
+        return loss if a.loss_per == "line" else loss / len(idx)
 
     def predict(ims, ws):
         return TopClasses(model)(_to_tensor(ims, ws)).numpy()
@@ -189,6 +190,11 @@ def main() -> None:
     def options(t) -> None:
         t.add_argument("--data", default=DEFAULT_DATA, help="comma-separated cache kinds to train on (reader_<kind>_train.npz), "
                                                             "e.g. cards-mild,cards-wild,lines (default %(default)s)")
+        # how a batch's CTC loss weighs its lines: torch's mean divides each line's loss by its length, so the 2
+        # letters of a sex value weigh as much as an address line's 60; summed per line (as PaddleOCR's CTC loss
+        # is) every character weighs the same, and the long lines, where the misreadings are, pull harder
+        t.add_argument("--loss-per", choices=("line", "char"), default="line",
+                       help="weigh the CTC loss per line (torch's mean, commands 1-13) or per character")
 
     run_cli("reader", __doc__, train, evaluate, export_cmd, steps=2500, batch=64, lr=2e-3, eval_every=500,
             train_options=options)

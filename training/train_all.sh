@@ -44,6 +44,10 @@ data() {  # all three card types, wild and mild capture (`train_all.sh data`: on
   # and more invented names, then more wild cards (commands 12 and 13)
   step reader_cards-mild-invented-g_train.npz --split train --seed 91 $only --reader-cards 4000 --reader-cards-tag g --invented-words --capture mild
   step reader_cards-wild-g_train.npz --split train --seed 93 $only --reader-cards 3000 --reader-cards-tag g --capture wild
+  # fresh cards of each kind (commands 14 and 15, the first weighing every character alike: --loss-per char)
+  step reader_cards-mild-h_train.npz --split train --seed 101 $only --reader-cards 4000 --reader-cards-tag h --capture mild
+  step reader_cards-mild-invented-h_train.npz --split train --seed 105 $only --reader-cards 4000 --reader-cards-tag h --invented-words --capture mild
+  step reader_cards-wild-h_train.npz --split train --seed 103 $only --reader-cards 3000 --reader-cards-tag h --capture wild
   step reader_lines-e_train.npz --split train --seed 77 --flat 0 --lines 20000 --lines-tag e --cropper 0 --card-types mixed
   step reader_cards-mild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture mild
   step reader_cards-wild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture wild
@@ -60,7 +64,7 @@ init() {
   $PY -m training.cropper train --steps "${CROPPER_STEPS:-3000}" --threads 1 --data cropper,cropper-mild,cropper-wild,cropper-wild2 $(init cropper 0.001) && $PY -m training.cropper export
 ) > data/logs/detector_cropper.log 2>&1 &
 maps=$!
-$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines,cards-mild-e,cards-wild-e,cards-mild-invented-e,lines-e,cards-mild-f,cards-wild-f,cards-mild-invented-f,cards-mild-invented-g,cards-wild-g $(init reader 0.0005) > data/logs/reader.log 2>&1
+$PY -m training.reader train --steps "${READER_STEPS:-12000}" --threads 1 --data cards-mild,cards-wild,cards-mild-b,cards-wild-b,cards-mild-c,cards-wild-c,cards-mild-d,cards-wild-d,cards-mild-invented,cards-mild-invented,cards-mild-invented,lines,cards-mild-e,cards-wild-e,cards-mild-invented-e,lines-e,cards-mild-f,cards-wild-f,cards-mild-invented-f,cards-mild-invented-g,cards-wild-g,cards-mild-h,cards-mild-invented-h,cards-wild-h --loss-per char $(init reader 0.0005) > data/logs/reader.log 2>&1
 $PY -m training.reader export >> data/logs/reader.log 2>&1
 wait $maps
 echo "done: models/*.onnx, models/*.md (logs in data/logs)"
