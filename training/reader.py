@@ -120,7 +120,7 @@ def train(a) -> None:
     val = {kind: _load("val", (kind,)) for kind in _val_card_kinds()}
     rng = np.random.default_rng(a.seed)
     model = initial_weights(ReaderNet(), a)
-    ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True, reduction="mean" if a.loss_per == "line" else "sum")
+    ctc = torch.nn.CTCLoss(blank=charset.BLANK, zero_infinity=True, reduction="none")
     it = width_batches(widths, a.batch, rng)
 
     def step(_: int) -> torch.Tensor:
@@ -130,8 +130,8 @@ def train(a) -> None:
         targets = torch.tensor([c for i in idx for c in labels[i]], dtype=torch.long)
         target_lengths = torch.tensor([len(labels[i]) for i in idx], dtype=torch.long)
         input_lengths = torch.full((len(idx),), log_probs.shape[0], dtype=torch.long)
-        loss = ctc(log_probs, targets, input_lengths, target_lengths)
-        return loss if a.loss_per == "line" else loss / len(idx)
+        losses = ctc(log_probs, targets, input_lengths, target_lengths)  # one per line, summed over its characters
+        return (losses / target_lengths.clamp(min=1) if a.loss_per == "line" else losses).mean()  # "line": torch's mean
 
     def predict(ims, ws):
         return TopClasses(model)(_to_tensor(ims, ws)).numpy()
