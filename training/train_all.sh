@@ -34,20 +34,17 @@ data() {  # all three card types, wild and mild capture (`train_all.sh data`: on
   step reader_cards-wild-d_train.npz --split train --seed 33 $only --reader-cards 4000 --reader-cards-tag d --capture wild
   # cards whose names and places are random syllables: the reader learns marks, not the name lists' words
   step reader_cards-mild-invented_train.npz --split train --seed 41 $only --reader-cards 4000 --invented-words --capture mild
-  # two more batches of crops in each style and of invented names, and more rendered lines (commands 10 and 11)
-  for b in "e 71" "f 81"; do
+  # fresh batches of crops in each style and of invented names (tag, seed, invented-name cards): commands 10 and 11
+  # (e, f; with more rendered lines below), commands 14 and 15 (h; the first weighing every character alike)
+  for b in "e 71 3000" "f 81 3000" "h 101 4000"; do
     set -- $b
     step reader_cards-mild-$1_train.npz --split train --seed $2 $only --reader-cards 4000 --reader-cards-tag $1 --capture mild
     step reader_cards-wild-$1_train.npz --split train --seed $(($2 + 2)) $only --reader-cards 3000 --reader-cards-tag $1 --capture wild
-    step reader_cards-mild-invented-$1_train.npz --split train --seed $(($2 + 4)) $only --reader-cards 3000 --reader-cards-tag $1 --invented-words --capture mild
+    step reader_cards-mild-invented-$1_train.npz --split train --seed $(($2 + 4)) $only --reader-cards $3 --reader-cards-tag $1 --invented-words --capture mild
   done
   # and more invented names, then more wild cards (commands 12 and 13)
   step reader_cards-mild-invented-g_train.npz --split train --seed 91 $only --reader-cards 4000 --reader-cards-tag g --invented-words --capture mild
   step reader_cards-wild-g_train.npz --split train --seed 93 $only --reader-cards 3000 --reader-cards-tag g --capture wild
-  # fresh cards of each kind (commands 14 and 15, the first weighing every character alike: --loss-per char)
-  step reader_cards-mild-h_train.npz --split train --seed 101 $only --reader-cards 4000 --reader-cards-tag h --capture mild
-  step reader_cards-mild-invented-h_train.npz --split train --seed 105 $only --reader-cards 4000 --reader-cards-tag h --invented-words --capture mild
-  step reader_cards-wild-h_train.npz --split train --seed 103 $only --reader-cards 3000 --reader-cards-tag h --capture wild
   step reader_lines-e_train.npz --split train --seed 77 --flat 0 --lines 20000 --lines-tag e --cropper 0 --card-types mixed
   step reader_cards-mild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture mild
   step reader_cards-wild-invented_val.npz --split val --seed 2 $only --reader-cards 200 --invented-words --capture wild
