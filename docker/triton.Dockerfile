@@ -5,10 +5,10 @@ FROM nvcr.io/nvidia/tritonserver:24.10-py3
 
 WORKDIR /opt/fvi
 COPY requirements/ requirements/
-# the Python steps need numpy/opencv/Pillow/rapidfuzz/onnx (not onnxruntime: the nets use Triton's backend)
+# the Python steps need numpy/opencv/Pillow/rapidfuzz/wordfreq/onnx (not onnxruntime: the nets use Triton's backend)
 # tensorrt: the Python builder matching the image's TensorRT 10.5, for `make engines` / plans at start-up
 RUN pip install --no-cache-dir "numpy==1.26.4" "opencv-python-headless==4.11.0.86" "Pillow==13.0.0" "rapidfuzz==3.14.6" \
-        "onnx==1.23.2" "tritonclient[grpc]==2.73.0" "protobuf==6.33.6" "tensorrt-cu12==10.5.0"
+        "wordfreq==3.1.1" "onnx==1.23.2" "tritonclient[grpc]==2.73.0" "protobuf==6.33.6" "tensorrt-cu12==10.5.0"
 COPY pyproject.toml ./
 COPY fvi/ fvi/
 COPY converters/ converters/

@@ -32,7 +32,7 @@ TONE_MARKS = frozenset(TONES) - {""}
 STOP_TONES = ("\u0301", "\u0323")  # a rhyme ending in c, ch, p or t takes only sắc or nặng
 FRONT = ("i", "e", "ê", "y")
 _WORD = re.compile(f"[^\\s{re.escape(PUNCTUATION)}]+")  # what lies between spaces and the charset's punctuation
-_NUMBER = re.compile(r"\d+[A-Z]?")
+NUMBER = re.compile(r"\d+[A-Z]?")
 # words of the 63 province names written outside the rules (Đắk Lắk, Bắc Kạn, Kon Tum): always accepted
 PROVINCE_WORDS = frozenset(w.lower() for phrase in PROVINCE_PHRASES for w in _WORD.findall(phrase))
 
@@ -79,7 +79,12 @@ def is_syllable(word: str) -> bool:
     return False
 
 
+def words(text: str) -> list[str]:
+    """What lies between spaces and the charset's punctuation."""
+    return _WORD.findall(text)
+
+
 def bad_words(text: str) -> int:
     """How many words of a line could not be written in Vietnamese: a word is what lies between spaces and
     punctuation, and is a syllable or a number (a house number may end in one capital: 12A); "4õ" is neither."""
-    return sum(not (_NUMBER.fullmatch(w) or is_syllable(w)) for w in _WORD.findall(text))
+    return sum(not (NUMBER.fullmatch(w) or is_syllable(w)) for w in words(text))

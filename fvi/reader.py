@@ -7,7 +7,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from fvi import orthography
+from fvi import orthography, word_frequency
 from fvi.charset import ctc_beam_search, ctc_greedy_decode
 
 # INPUT_W is the widest line; the net takes any width (multiple of STRIDE_W). A chip card's long second residence
@@ -72,23 +72,35 @@ def normalize_line(line_gray: np.ndarray, width: int = INPUT_W) -> np.ndarray:
 # over one that does not where it is at least exp(-WORD_PENALTY) as likely. On 400 tuning photos (seed 9300, chip
 # and 2016 cards, mild capture; no evaluation uses them) every value from 2 to 12 got the same fields right.
 WORD_PENALTY = 4.0
+# weight of the words' general frequency (fvi.word_frequency, nats) against the reader's log-probability: where
+# the reader hesitates between readings that both spell, "Văn" wins over "Van" unless the reader is surer of "Van".
+# Whole cards on the tuning photos (in-process, reader command 15), without -> 0.1 -> 0.3: seed 9310 (1,500 mild)
+# 90.27 -> 90.67 -> 90.60%, 9300/9301 (400 mild) 87.25 -> 87.75 -> 89.00%, 9311 (600 wild) 52.67 -> 52.83 ->
+# 52.33%, 9320 (600 invented names, which no word list holds) 55.33 -> 55.50 -> 54.67%. A place or person's name
+# is not always the commoner word ("Hùng" read "Hồng"), so the weight is kept low.
+FREQUENCY_WEIGHT = 0.1
+# a line the reader is less sure of than this is searched with both even when every word of its greedy reading
+# spells (a surer line that spells is read greedily)
+SEARCH_BELOW = 0.9
 
 
-def spelling_penalty(text: str) -> float:
-    return WORD_PENALTY * orthography.bad_words(text)
+def reading_penalty(text: str) -> float:
+    """What a reading costs beyond its log-probability: words Vietnamese cannot spell, and rare words."""
+    return WORD_PENALTY * orthography.bad_words(text) + FREQUENCY_WEIGHT * word_frequency.cost(text)
 
 
 def decode(top: np.ndarray) -> list[tuple[str, float]]:
     """(N, T, K, 2) best classes / probabilities per step (the reader's output) → (text, confidence) per line.
 
-    Greedy, unless that reading holds a word Vietnamese cannot spell: then the beam search over the reader's
-    second guesses, which keeps the greedy reading when no guess spells better. A reading it changes takes the
+    Greedy, unless that reading holds a word Vietnamese cannot spell or the reader was unsure of it
+    (SEARCH_BELOW): then the beam search over the reader's second guesses, scored with reading_penalty, which keeps
+    the greedy reading when no guess spells better or is commoner by enough. A reading it changes takes the
     greedy confidence scaled by how much less probable it is than the likeliest text the search found."""
     out = []
     for line in top:
         text, conf, _ = ctc_greedy_decode(line[:, 0])
-        if orthography.bad_words(text):
-            found = ctc_beam_search(line, spelling_penalty)
+        if conf < SEARCH_BELOW or orthography.bad_words(text):
+            found = ctc_beam_search(line, reading_penalty)
             best, lp = found[0]
             if best != text:
                 text, conf = best, conf * math.exp(lp - max(p for _, p in found))

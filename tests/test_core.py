@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fvi import charset, cropper, detector, orthography, reader
+from fvi import charset, cropper, detector, orthography, reader, word_frequency
 from fvi.assemble import assemble, normalize_field
 from fvi.geometry import CARD_CORNERS, CARD_H, CARD_W, Letterbox, letterbox, quad_is_plausible, warp_card
 from fvi.schema import FIELDS, SINGLE_LINE_FIELDS, OcrResult
@@ -99,10 +99,27 @@ def test_a_texts_likelihood_sums_every_ctc_alignment_and_scores_what_the_beam_ne
     assert charset.ctc_log_prob(top, "Straße") == -math.inf
 
 
-def test_a_line_vietnamese_spells_is_read_greedily():
-    steps = _sure("Tr") + [{"ầ": 0.6, "â": 0.4}, {"": 0.999}] + _sure("n")  # a doubtful mark, but both spell
+def test_a_line_read_surely_that_spells_is_read_greedily():
+    steps = _sure("Lê V") + [{"a": 0.95, "ă": 0.05}, {"": 0.999}] + _sure("n")  # "Văn" is far commoner, but both spell
     top = _reader_output(steps)
     assert reader.decode(top[None])[0] == charset.ctc_greedy_decode(top[:, 0])[:2]
+    assert reader.decode(top[None])[0][0] == "Lê Van"
+
+
+@pytest.mark.parametrize("doubt, read", [({"a": 0.55, "ă": 0.45}, "Lê Văn"), ({"a": 0.85, "ă": 0.15}, "Lê Van")])
+def test_where_the_reader_hesitates_between_words_that_spell_the_commoner_word_wins_a_near_tie(doubt, read):
+    top = _reader_output(_sure("Lê V") + [doubt, {"": 0.999}] + _sure("n"))
+    greedy, greedy_conf, _ = charset.ctc_greedy_decode(top[:, 0])
+    assert greedy == "Lê Van" and word_frequency.cost("Văn") < word_frequency.cost("Van")
+    (text, conf), = reader.decode(top[None])
+    assert text == read  # the reader's 0.85 against 0.15 outweighs how much commoner "Văn" is
+    assert conf <= greedy_conf
+
+
+def test_word_frequency_costs_rare_and_unknown_words_more_and_numbers_nothing():
+    assert word_frequency.cost("Phường") < word_frequency.cost("Phượng") < word_frequency.cost("Xyzt")
+    assert word_frequency.cost("12A 7/33") == 0.0
+    assert word_frequency.cost("Văn Văn") == pytest.approx(2 * word_frequency.cost("văn"))
 
 
 def test_an_id_number_read_short_is_read_again_from_a_wider_box():

@@ -2,7 +2,9 @@
 every file it copies exists, ports and model paths agree with the project's settings."""
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,21 @@ def test_triton_image_serves_a_config_variant_that_exists():
             assert (ROOT / "model_repository" / net / "configs" / f"{variant}.pbtxt").exists(), (variant, net)
     entrypoint = (DOCKER / "triton-entrypoint.sh").read_text()
     assert "ENTRYPOINT [\"fvi-triton\"]" in text and "REPO=/opt/fvi/model_repository" in entrypoint
+
+
+def test_triton_image_installs_what_fvi_imports_at_the_versions_serving_pins():
+    """The Python steps run fvi's core inside the image: a package it imports and the image lacks fails only there."""
+    text = (DOCKER / "triton.Dockerfile").read_text()
+    image = dict(re.findall(r'"([\w.\-]+)(?:\[\w,]+\])?==([^"]+)"', text))
+    serve = dict(re.findall(r"^([\w.\-]+)(?:\[\w,]+\])?==(\S+)", (ROOT / "requirements" / "serve.txt").read_text(), re.M))
+    assert {name: serve.get(name, version) for name, version in image.items()} == image
+    modules = {m for path in (ROOT / "fvi").glob("*.py") for m in re.findall(r"^(?:import|from) (\w+)", path.read_text(), re.M)}
+    third_party = modules - set(sys.stdlib_module_names) - {"fvi", "__future__"}
+    distributions = importlib.metadata.packages_distributions()
+    for module in third_party:
+        installed = {name.lower().replace("_", "-") for name in image}
+        assert installed & {d.lower().replace("_", "-") for d in distributions[module]}, \
+            f"fvi imports {module}; the Triton image does not install it"
 
 
 def test_compose_ports_agree_with_the_gateway_and_triton_defaults():

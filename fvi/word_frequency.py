@@ -1,0 +1,28 @@
+"""How common each Vietnamese word is in general text, so the reader's decoder can prefer the likelier of two
+readings that both spell where the reader hesitated ("Văn" over "Van", "Nữ" over "Nừ").
+
+The frequencies are wordfreq's small Vietnamese list (about 10,700 words counted in Wikipedia, news, subtitles and
+web text): the language's, not a name or address list's, and nothing the synthetic cards' generator draws from.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import wordfreq
+
+from fvi.orthography import NUMBER, words
+
+# a word the list lacks counts as rare as its rarest words: names and places often are
+RAREST = 1e-6
+
+
+@lru_cache(maxsize=1)
+def _frequencies() -> dict[str, float]:
+    return wordfreq.get_frequency_dict("vi", wordlist="small")
+
+
+def cost(text: str) -> float:
+    """Minus the log frequency of each word of the text, summed (nats); a number costs nothing."""
+    freq = _frequencies()
+    return sum(-math.log(max(freq.get(w.lower(), RAREST), RAREST)) for w in words(text) if not NUMBER.fullmatch(w))
