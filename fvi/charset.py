@@ -109,46 +109,48 @@ def ctc_beam_search(top: np.ndarray, penalty: Callable[[str], float] | None = No
     so the search branches only where the reader hesitated.
     """
     neg = -math.inf
-    texts: dict[tuple[int, ...], str] = {(): ""}
+    # prefix -> (its text, the penalty of its judged part); a prefix's judged part changes only where it grows by
+    # a space or comma, so the penalty is computed there and inherited otherwise
+    texts: dict[tuple[int, ...], tuple[str, float]] = {(): ("", 0.0)}
     judged: dict[str, float] = {}  # the judged part of a text -> its penalty (prefixes share their judged part)
 
-    def judge(prefix: tuple[int, ...]) -> float:
-        text = texts[prefix]
-        cut = max(text.rfind(" "), text.rfind(","))
-        if penalty is None or cut <= 0:
-            return 0.0
-        done = text[:cut]
-        if done not in judged:
-            judged[done] = penalty(done)
-        return judged[done]
+    def grow(prefix: tuple[int, ...], c: int) -> tuple[str, float]:
+        text, pen = texts[prefix]
+        ch = CHARS[c - 1]
+        if penalty is not None and ch in " ," and text:
+            if text not in judged:
+                judged[text] = penalty(text)
+            pen = judged[text]
+        return text + ch, pen
 
-    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}  # prefix -> log P(ends in blank), log P(not)
+    # prefix -> [log P(ends in blank), log P(not), penalty of its judged part]
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg, 0.0]}
     for classes, probs in zip(np.rint(top[:, :, 0]).astype(np.int64).tolist(), top[:, :, 1].tolist()):
         choices = [(classes[0], math.log(probs[0]))] if probs[0] >= sure else \
             [(c, math.log(q)) for c, q in zip(classes, probs) if q > 1e-4]
         grown: dict[tuple[int, ...], list[float]] = {}
-        for prefix, (lb, ln) in beams.items():
+        for prefix, (lb, ln, pen) in beams.items():
             total = _logaddexp(lb, ln)
             for c, lq in choices:
                 if c == BLANK:
-                    slot = grown.setdefault(prefix, [neg, neg])
+                    slot = grown.setdefault(prefix, [neg, neg, pen])
                     slot[0] = _logaddexp(slot[0], total + lq)
                     continue
                 longer = prefix + (c,)
                 if longer not in texts:
-                    texts[longer] = texts[prefix] + CHARS[c - 1]
-                slot = grown.setdefault(longer, [neg, neg])
+                    texts[longer] = grow(prefix, c)
+                slot = grown.setdefault(longer, [neg, neg, texts[longer][1]])
                 if prefix and prefix[-1] == c:  # a repeat needs a blank between; without one it is the same letter
                     slot[1] = _logaddexp(slot[1], lb + lq)
-                    same = grown.setdefault(prefix, [neg, neg])
+                    same = grown.setdefault(prefix, [neg, neg, pen])
                     same[1] = _logaddexp(same[1], ln + lq)
                 else:
                     slot[1] = _logaddexp(slot[1], total + lq)
         if len(grown) > beam:
-            ranked = sorted(grown.items(), key=lambda kv: _logaddexp(*kv[1]) - judge(kv[0]), reverse=True)
+            ranked = sorted(grown.items(), key=lambda kv: _logaddexp(kv[1][0], kv[1][1]) - kv[1][2], reverse=True)
             grown = dict(ranked[:beam])
         beams = grown
-    found = [(normalize(texts[p]), _logaddexp(*lp)) for p, lp in beams.items()]
+    found = [(normalize(texts[p][0]), _logaddexp(lb, ln)) for p, (lb, ln, _) in beams.items()]
     return sorted(found, key=lambda f: f[1] - (penalty(f[0]) if penalty else 0.0), reverse=True)
 
 

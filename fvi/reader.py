@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -84,8 +85,10 @@ FREQUENCY_WEIGHT = 0.1
 SEARCH_BELOW = 0.9
 
 
+@lru_cache(maxsize=65536)
 def reading_penalty(text: str) -> float:
-    """What a reading costs beyond its log-probability: words Vietnamese cannot spell, and rare words."""
+    """What a reading costs beyond its log-probability: words Vietnamese cannot spell, and rare words. Cached:
+    the views of one line (reread_unsure) search through the same beginnings."""
     return WORD_PENALTY * orthography.bad_words(text) + FREQUENCY_WEIGHT * word_frequency.cost(text)
 
 

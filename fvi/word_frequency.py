@@ -22,7 +22,14 @@ def _frequencies() -> dict[str, float]:
     return wordfreq.get_frequency_dict("vi", wordlist="small")
 
 
+@lru_cache(maxsize=65536)
+def word_cost(word: str) -> float:
+    """Minus the word's log frequency (nats); a number costs nothing."""
+    if NUMBER.fullmatch(word):
+        return 0.0
+    return -math.log(max(_frequencies().get(word.lower(), RAREST), RAREST))
+
+
 def cost(text: str) -> float:
-    """Minus the log frequency of each word of the text, summed (nats); a number costs nothing."""
-    freq = _frequencies()
-    return sum(-math.log(max(freq.get(w.lower(), RAREST), RAREST)) for w in words(text) if not NUMBER.fullmatch(w))
+    """The text's words' costs, summed."""
+    return sum(map(word_cost, words(text)))
