@@ -87,8 +87,9 @@ SEARCH_BELOW = 0.9
 
 @lru_cache(maxsize=65536)
 def reading_penalty(text: str) -> float:
-    """What a reading costs beyond its log-probability: words Vietnamese cannot spell, and rare words. Cached:
-    the views of one line (reread_unsure) search through the same beginnings."""
+    """What a reading costs beyond its log-probability: words Vietnamese cannot spell, and rare words. Cached (the
+    views of one line, reread_unsure, search through the same beginnings), so WORD_PENALTY and FREQUENCY_WEIGHT
+    are read once per text: change them before decoding, or call reading_penalty.cache_clear()."""
     return WORD_PENALTY * orthography.bad_words(text) + FREQUENCY_WEIGHT * word_frequency.cost(text)
 
 

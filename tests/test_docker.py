@@ -56,8 +56,8 @@ def test_triton_image_installs_what_fvi_imports_at_the_versions_serving_pins():
     modules = {m for path in (ROOT / "fvi").glob("*.py") for m in re.findall(r"^(?:import|from) (\w+)", path.read_text(), re.M)}
     third_party = modules - set(sys.stdlib_module_names) - {"fvi", "__future__"}
     distributions = importlib.metadata.packages_distributions()
+    installed = {name.lower().replace("_", "-") for name in image}
     for module in third_party:
-        installed = {name.lower().replace("_", "-") for name in image}
         assert installed & {d.lower().replace("_", "-") for d in distributions[module]}, \
             f"fvi imports {module}; the Triton image does not install it"
 
