@@ -110,17 +110,14 @@ def ctc_beam_search(top: np.ndarray, penalty: Callable[[str], float] | None = No
     """
     neg = -math.inf
     # prefix -> (its text, the penalty of its judged part); a prefix's judged part changes only where it grows by
-    # a space or comma, so the penalty is computed there and inherited otherwise
+    # a space or comma, so the penalty is computed there, once per prefix, and inherited otherwise
     texts: dict[tuple[int, ...], tuple[str, float]] = {(): ("", 0.0)}
-    judged: dict[str, float] = {}  # the judged part of a text -> its penalty (prefixes share their judged part)
 
     def grow(prefix: tuple[int, ...], c: int) -> tuple[str, float]:
         text, pen = texts[prefix]
         ch = CHARS[c - 1]
         if penalty is not None and ch in " ," and text:
-            if text not in judged:
-                judged[text] = penalty(text)
-            pen = judged[text]
+            pen = penalty(text)
         return text + ch, pen
 
     # prefix -> [log P(ends in blank), log P(not), penalty of its judged part]
