@@ -80,25 +80,6 @@ def refine_view(image_rgb: np.ndarray, corners: np.ndarray, margin: float = REFI
 TURN_BELOW = 0.7
 QUARTER_TURNS = (1, 2, 3)  # the turned views, counter-clockwise, in the order they are read
 
-# When the corners the looks chose are unsure (a corner peaks under TURN_BELOW), two more looks check them
-# (fvi.pipeline.refined_corners): a wider view around the first look's corners (this margin) and one around the
-# chosen corners; each corner goes where the three agree (medoid_corners), so a look that put one corner on a
-# background edge, or cut the card short, is outvoted. Tuning photos no evaluation uses, cards with every corner
-# within 3%, before -> after: seed 9310 (1,500 mild) 98.39% -> 98.80% (6 cards fixed, none broken), seeds
-# 9300/9301 (400 mild) 98.00% -> 98.25% (1, 0), seed 9311 (600 wild) 91.23% -> 91.91% (4, 0); a third of mild
-# photos take the two looks. Checking every photo so placed no more corners right; of a dozen sets of looks
-# tried, five (margins 0.06, 0.12, 0.2, 0.3 and the third) did as well at twice the cost, and views not turned
-# when unsure, or all around the chosen corners, fixed fewer and broke more.
-CHECK_MARGIN = 0.3
-
-
-def medoid_corners(looks: list[np.ndarray]) -> np.ndarray:
-    """Each corner where the looks (4 x 2 corners each) agree: of the places the looks gave it, the one nearest to
-    all the others (the medoid), so one look far off moves nothing."""
-    places = np.stack([np.asarray(look, np.float32) for look in looks])  # (looks, 4, 2)
-    gaps = np.linalg.norm(places[:, None] - places[None], axis=-1).sum(1)  # (looks, 4): each place to the others
-    return places[gaps.argmin(0), np.arange(4)]
-
 
 def quarter_turns(view: np.ndarray) -> np.ndarray:
     """(3, 256, 256) view → (3, 3, 256, 256): it turned by one, two and three quarter turns (counter-clockwise).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -76,44 +76,25 @@ def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
     return warp_card(photo.image, np.asarray(photo_corners, np.float32).reshape(4, 2) * photo.scale)
 
 
-def looks_around(photo: Photo, around: list[tuple[np.ndarray, float]], run_cropper: Callable[[np.ndarray], np.ndarray]
-                 ) -> list[cropper.CornerResult]:
-    """The cropper's zoomed looks, each at a view around corners (the photo's own pixels) with a margin
-    (fvi.cropper.refine_view), in one cropper call. A look unsure of a corner (fvi.cropper.TURN_BELOW) is placed by
-    its turned views as well (one more call for all such), while its unturned view's peaks still decide whether
-    it sees a card, as calibrated."""
-    shape = (photo.size[1], photo.size[0])
-    views, boxes = zip(*(cropper.refine_view(photo.image, corners * photo.scale, margin) for corners, margin in around))
-    boxes = [lb.of_reduced(photo.scale) for lb in boxes]
-    heatmaps = run_cropper(np.stack(views)).reshape(len(views), 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
-    looks = [cropper.decode(h, lb, shape) for h, lb in zip(heatmaps, boxes)]
-    unsure = [i for i, look in enumerate(looks) if look.confidence < cropper.TURN_BELOW]
-    if unsure:
-        turned = run_cropper(np.concatenate([cropper.quarter_turns(views[i]) for i in unsure]))
-        turned = turned.reshape(len(unsure), -1, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
-        for i, t in zip(unsure, turned):
-            placed, _ = cropper.peaks(cropper.mean_over_turns(heatmaps[i], t), boxes[i])
-            looks[i] = cropper.corner_result(placed, looks[i].scores, shape)
-    return looks
-
-
 def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
                 ) -> cropper.CornerResult:
-    """The cropper's second look, zoomed on the first look's corners."""
-    return looks_around(photo, [(first.corners, cropper.REFINE_MARGIN)], run_cropper)[0]
+    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view); when a corner is
+    unsure (fvi.cropper.TURN_BELOW) the turned views place the corners, the unturned view's peaks still decide."""
+    view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
+    lb, shape = lb.of_reduced(photo.scale), (photo.size[1], photo.size[0])
+    heatmaps = run_cropper(view[None]).reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
+    seen = cropper.decode(heatmaps, lb, shape)
+    if seen.confidence >= cropper.TURN_BELOW:
+        return seen
+    turned = run_cropper(cropper.quarter_turns(view)).reshape(-1, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
+    placed, _ = cropper.peaks(cropper.mean_over_turns(heatmaps, turned), lb)
+    return cropper.corner_result(placed, seen.scores, shape)
 
 
 def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
                     ) -> cropper.CornerResult:
-    """Both looks decide whether there is a card and place its corners (fvi.cropper.pick_look); corners placed
-    unsurely are checked by two more looks, and each goes where the three agree (fvi.cropper.CHECK_MARGIN)."""
-    chosen = cropper.pick_look(first, second_look(photo, first, run_cropper))
-    if not chosen.found or chosen.confidence >= cropper.TURN_BELOW:
-        return chosen
-    wider, again = looks_around(photo, [(first.corners, cropper.CHECK_MARGIN), (chosen.corners, cropper.REFINE_MARGIN)],
-                                run_cropper)
-    looks = [chosen, cropper.pick_look(first, wider), cropper.pick_look(chosen, again)]
-    return replace(chosen, corners=cropper.medoid_corners([look.corners for look in looks]))
+    """Both looks decide (fvi.cropper.pick_look)."""
+    return cropper.pick_look(first, second_look(photo, first, run_cropper))
 
 
 def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray,

@@ -101,8 +101,8 @@ class DecodeModel(_Base):
 
 
 class WarpModel(_Base):
-    """The cropper's later looks (zoomed on the card, fvi.pipeline.refined_corners) are BLS calls from here to the
-    cropper model, so the photo is decoded once at working size, in this step."""
+    """The cropper's second look (zoomed on the card) is a BLS call from here to the cropper model, so the
+    photo is decoded once at working size, in this step."""
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)

@@ -303,64 +303,6 @@ def test_an_unsure_second_look_is_placed_by_its_turned_views_and_decided_by_its_
     assert seen.found and seen.scores.tolist() == [1.0, 0.5, 1.0, 1.0] and seen.confidence == 0.5
 
 
-def test_each_corner_goes_where_most_looks_agree():
-    quad = np.array([[200, 150], [600, 170], [590, 420], [190, 400]], np.float32)
-    looks = [quad + d for d in ([0, 0], [2, -1], [-1, 2], [1, 1])] + [quad.copy()]
-    looks[1][1] = [640, 60]  # one look put the top-right corner on a background edge, another cut the card short
-    looks[3][2] = [450, 380]
-    placed = cropper.medoid_corners(looks)
-    assert np.abs(placed - quad).max() <= 2
-    assert np.array_equal(cropper.medoid_corners([quad]), quad)
-
-
-def _corners_of_white_quad(view: np.ndarray) -> np.ndarray:
-    """TL, TR, BR, BL of the white quad in a (3, H, W) view, as a cropper that sees it would place them."""
-    contour = max(cv2.findContours((view[0] > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0],
-                  key=cv2.contourArea)
-    pts = cv2.approxPolyDP(contour, 0.02 * cv2.arcLength(contour, True), True).reshape(-1, 2).astype(np.float32)
-    s, d = pts.sum(1), pts[:, 0] - pts[:, 1]
-    return pts[[s.argmin(), d.argmax(), s.argmax(), d.argmin()]]
-
-
-@pytest.mark.parametrize("misled", [True, False])
-def test_an_unsure_corner_is_checked_by_two_more_looks_and_outvoted(misled):
-    """A stand-in cropper that finds the white card's corners in any view, except that the second look (the one
-    that decides) puts the top-right corner on a background edge, unsurely, however it is turned: the corners
-    are checked by two more looks and go where those agree. A sure second look costs no more looks."""
-    from fvi.image_io import Photo
-    from fvi.pipeline import refined_corners, second_look
-
-    photo = Photo(np.zeros((600, 800, 3), np.uint8), (800, 600))
-    quad = np.array([[200, 150], [600, 170], [590, 420], [190, 400]], np.float32)
-    cv2.fillPoly(photo.image, [np.round(quad * 16).astype(np.int32)], (255, 255, 255), shift=4)
-    first = cropper.corner_result(quad + 6, np.full(4, 0.9, np.float32), (600, 800))  # a first look a little off
-    deciding, _ = cropper.refine_view(photo.image, first.corners, cropper.REFINE_MARGIN)
-    seen = []
-
-    def cropper_that_sees(views: np.ndarray) -> np.ndarray:
-        out = []
-        for v in views:
-            turns = next((t for t in range(4) if np.array_equal(v, np.rot90(deciding, t, axes=(1, 2)))), None)
-            corners = _corners_of_white_quad(deciding if turns is not None else v)
-            peaks = np.ones(4, np.float32)
-            if turns is not None and misled:
-                corners[1] += [20, -30]
-                peaks[1] = 0.5
-            heatmaps = np.zeros((4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), np.float32)
-            for k, (x, y) in enumerate(corners):
-                heatmaps[k, int(y) // cropper.STRIDE, int(x) // cropper.STRIDE] = peaks[k]
-            out.append(np.rot90(heatmaps, turns or 0, axes=(1, 2)))  # where a view turned so has them
-        seen.append(len(views))
-        return np.stack(out)
-
-    second = second_look(photo, first, cropper_that_sees)
-    assert second.found and bool(np.linalg.norm(second.corners[1] - quad[1]) > 20) == misled
-    seen.clear()
-    served = refined_corners(photo, first, cropper_that_sees)
-    assert served.found and np.abs(served.corners - quad).max() <= 6  # a cell is about 3 px here
-    assert seen == ([1, 3, 2] if misled else [1])  # the second look, its turned views, the two checks
-
-
 def test_detector_targets_decode_back_to_line_boxes():
     boxes = [(0, np.array([400, 186, 640, 230], np.float32)), (6, np.array([668, 496, 960, 530], np.float32)),
              (6, np.array([272, 542, 800, 576], np.float32) * [1, 504 / 630, 1, 504 / 630])]

@@ -169,10 +169,8 @@ def export_cmd(a) -> None:
                      f"corners peak at least fvi.cropper.CORNER_THRESHOLD ({cropper.CORNER_THRESHOLD:g}; the found rates "
                      "above are at it), chosen with `python -m training.cropper calibrate` on photos nothing else uses. "
                      "The pipeline also takes a card the first look half saw when the second look finds it "
-                     "(fvi.cropper.second_look_finds, calibrated the same way), reads an unsure second look turned "
-                     f"by quarter turns as well (fvi.cropper.TURN_BELOW, {cropper.TURN_BELOW:g}), and checks corners "
-                     "it placed unsurely with two more looks, each corner going where the three agree "
-                     f"(fvi.cropper.CHECK_MARGIN, {cropper.CHECK_MARGIN:g}; fvi.pipeline.refined_corners).",
+                     "(fvi.cropper.second_look_finds, calibrated the same way), and reads an unsure second look turned "
+                     f"by quarter turns as well (fvi.cropper.TURN_BELOW, {cropper.TURN_BELOW:g}).",
                      data_files=tuple(f"{n}_{{split}}.npz" for k in trained_data(args, DEFAULT_DATA) for n in (k, refine_kind(k))))
 
 
