@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from bench import tesseract_peer
-from bench.evaluate import corner_errors, trained_card_types, ensure_test_set, evaluate, slices, write_report
+from bench.evaluate import (corner_errors, ensure_test_set, evaluate, interval, slices, trained_card_types, wilson_interval,
+                            write_report)
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.dataset import generate
 
@@ -51,11 +52,28 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
 
     markdown = paths["markdown"].read_text(encoding="utf-8")
     assert "synthetic" in markdown and "Targets of issue 3" in markdown
+    low, high = interval(served, "whole_card")
+    assert low <= served["whole_card"] <= high and f"{low:.1%} – {high:.1%}" in markdown
     assert "Tesseract 5 vie, full photo" in markdown and "Tesseract 5 vie, our line crops" in markdown
     assert "rotation: 0-90°" in markdown and "jpeg quality: <60" in markdown
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["data"].startswith("synthetic")
     failures = sorted(paths["failures"].glob("*.jpg"))
     assert failures and len(failures) <= 3, "a 24-card run has failures to show (whole card is far from 100% today)"
+
+
+def test_a_share_of_the_test_set_comes_with_the_range_another_test_set_could_give():
+    low, high = wilson_interval(0.5, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)  # the textbook value
+    low, high = wilson_interval(0.896, 1500)  # whole card, mild: 90% is inside, so the miss is not told apart
+    assert 0.87 < low < 0.896 < 0.9 < high < 0.92
+    assert wilson_interval(1.0, 300)[0] > 0.98
+    low, high = wilson_interval(0.0, 300)  # none of 300: not "surely never"
+    assert low == 0.0 < high < 0.02
+    overall = {"cards": 1500, "card_free_images": 300, "whole_card": 0.896, "no_card_recognised": 1.0,
+               "exact_match": {"id_number": 0.984}, "reader_cer": 0.0041}
+    assert interval(overall, "exact_match.id_number")[1] < 0.995  # the ID number's miss is beyond the noise
+    assert interval(overall, "no_card_recognised")[0] > 0.98
+    assert interval(overall, "reader_cer") is None  # lines of one card fail together: no interval claimed
 
 
 def test_corner_errors_tell_a_turned_card_from_a_right_one():
