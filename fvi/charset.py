@@ -123,6 +123,10 @@ def ctc_beam_search(top: np.ndarray, penalty: Callable[[str], float] | None = No
     # prefix -> [log P(ends in blank), log P(not), penalty of its judged part]
     beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg, 0.0]}
     for classes, probs in zip(np.rint(top[:, :, 0]).astype(np.int64).tolist(), top[:, :, 1].tolist()):
+        if probs[0] >= sure and classes[0] == BLANK:  # a sure blank only ends every prefix in a blank
+            lq = math.log(probs[0])
+            beams = {prefix: [_logaddexp(lb, ln) + lq, neg, pen] for prefix, (lb, ln, pen) in beams.items()}
+            continue
         choices = [(classes[0], math.log(probs[0]))] if probs[0] >= sure else \
             [(c, math.log(q)) for c, q in zip(classes, probs) if q > 1e-4]
         grown: dict[tuple[int, ...], list[float]] = {}
