@@ -330,6 +330,29 @@ def _rate(num: float, den: float) -> float | None:
     return round(num / den, 4) if den else None
 
 
+def fields_right(result: dict, truth: dict) -> dict[str, bool]:
+    """Which fields a result got exactly right against the card's ground truth."""
+    return {f: (result["fields"].get(f) or {}).get("value") == truth["fields"][f] for f in FIELDS}
+
+
+def per_photo(items: list[Item], outcomes: dict[str, Outcome]) -> dict[str, dict[str, Any]]:
+    """Each photo's own outcome, for comparing two runs photo by photo (bench.compare): its status and, for a card
+    read, which fields were right (one 0/1 per fvi.schema.FIELDS) and whether every corner was within 3%. What
+    was right, never what was read."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        o = outcomes.get(item.name)
+        if o is None:
+            continue
+        out[item.name] = record = {"card": item.has_card, "status": o.status}
+        if item.has_card and o.status == STATUS_OK:
+            record["right"] = "".join("1" if ok else "0" for ok in fields_right(o.result, item.truth).values())
+            if o.result.get("corners") is not None:
+                err, _ = corner_errors(o.result["corners"], item.truth["corners"])
+                record["corners_within_3pct"] = bool(err.max() <= CORNER_TOLERANCE)
+    return out
+
+
 def score(items: list[Item], outcomes: dict[str, Outcome]) -> dict[str, Any]:
     """Every figure of one system on the items it read (items without an outcome are not counted)."""
     cards = [i for i in items if i.has_card and i.name in outcomes]
@@ -347,8 +370,8 @@ def score(items: list[Item], outcomes: dict[str, Outcome]) -> dict[str, Any]:
         if o.status != STATUS_OK:
             continue
         found += 1
-        r, truth = o.result, item.truth["fields"]
-        ok = {f: (r["fields"].get(f) or {}).get("value") == truth[f] for f in FIELDS}
+        r = o.result
+        ok = fields_right(r, item.truth)
         for f in FIELDS:
             right[f] += ok[f]
             conf = (r["fields"].get(f) or {}).get("confidence")
@@ -527,6 +550,7 @@ def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int 
         subset = [i for i in items if i.index < tesseract_cards]
         report["same_photos_as_tesseract"] = {s: score(subset, outcomes[s]) for s in SYSTEMS if s in outcomes}
     report["targets"] = targets_table(report)
+    report["per_photo"] = {"ensemble": per_photo(items, outcomes["ensemble"])}
     return report, items, outcomes
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bench import tesseract_peer
+from bench.compare import NotComparable, compare, main as compare_main, mcnemar_p
 from bench.evaluate import (corner_errors, ensure_test_set, evaluate, interval, slices, trained_card_types, wilson_interval,
                             write_report)
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
@@ -50,6 +51,10 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
     assert report["same_photos_as_tesseract"]["tesseract_lines"]["cards"] == TESSERACT_CARDS * len(QUICK_CARD_TYPES)
     assert report["systems"]["tesseract_full"]["overall"]["card_free_images"] == TESSERACT_CARDS
 
+    photos = report["per_photo"]["ensemble"]
+    assert len(photos) == len(items) and {k for p in photos.values() for k in p} <= {"card", "status", "right", "corners_within_3pct"}
+    assert compare(report, report)["figures"]["whole_card"]["fixed"] == 0  # a run against itself changes nothing
+
     markdown = paths["markdown"].read_text(encoding="utf-8")
     assert "synthetic" in markdown and "Targets of issue 3" in markdown
     low, high = interval(served, "whole_card")
@@ -74,6 +79,38 @@ def test_a_share_of_the_test_set_comes_with_the_range_another_test_set_could_giv
     assert interval(overall, "exact_match.id_number")[1] < 0.995  # the ID number's miss is beyond the noise
     assert interval(overall, "no_card_recognised")[0] > 0.98
     assert interval(overall, "reader_cer") is None  # lines of one card fail together: no interval claimed
+
+
+def _run(whole_right: list[bool], seed: int = 4300) -> dict:
+    """A report as bench.evaluate writes it, cut down to what bench.compare reads: one card per entry."""
+    photos = {f"card_{i:03d}": {"card": True, "status": "ok", "right": "1" * len(FIELDS) if ok else "1" * (len(FIELDS) - 1) + "0",
+                                "corners_within_3pct": True} for i, ok in enumerate(whole_right)}
+    photos["free_000"] = {"card": False, "status": "no_card"}
+    return {"seed": seed, "capture": "mild", "words": "name lists", "card_types": list(CARD_TYPES), "cards_per_type": 10,
+            "per_photo": {"ensemble": photos}}
+
+
+def test_two_runs_are_compared_photo_by_photo(tmp_path, capsys):
+    before = _run([True] * 20 + [False] * 10)
+    after = _run([True] * 20 + [True] * 8 + [False] * 2)  # 8 fixed, none broken
+    figures = compare(before, after)["figures"]
+    assert figures["whole_card"] == {"photos": 30, "before": 20, "after": 28, "fixed": 8, "broken": 0, "p": 2 / 2**8}
+    assert figures["exact_match.date_of_expiry"]["fixed"] == 8 and figures["exact_match.id_number"]["p"] == 1.0
+    assert figures["no_card_recognised"] == {"photos": 1, "before": 1, "after": 1, "fixed": 0, "broken": 0, "p": 1.0}
+    # the same split of disagreements either way round is no change at all
+    assert mcnemar_p(5, 5) == 1.0 and mcnemar_p(0, 0) == 1.0 and mcnemar_p(9, 1) < 0.05 < mcnemar_p(6, 2)
+
+    with pytest.raises(NotComparable, match="different test sets .*seed"):
+        compare(before, _run([True] * 30, seed=4301))
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({k: v for k, v in before.items() if k != "per_photo"}), encoding="utf-8")
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(after), encoding="utf-8")
+    assert compare_main([str(old), str(new)]) == 2
+    assert "no per-photo outcomes" in capsys.readouterr().err
+    (tmp_path / "old.json").write_text(json.dumps(before), encoding="utf-8")
+    assert compare_main([str(old), str(new), "--out", str(tmp_path / "cmp.md")]) == 0
+    assert "| whole_card | 30 | 66.7% | 93.3% | 8 | 0 |" in (tmp_path / "cmp.md").read_text(encoding="utf-8")
 
 
 def test_corner_errors_tell_a_turned_card_from_a_right_one():
