@@ -578,8 +578,9 @@ def targets_table(report: dict) -> list[dict[str, Any]]:
 
 # Figures that are a share of the test set's cards (or of its card-free photos): their 95% interval is where the
 # same system could land on another test set of that size, so a target missed by less than that is not told apart
-# from met, and two runs that differ by less did not measurably differ. Line and character figures have none here:
-# a card's lines fail together, so counting them as independent draws would make their intervals too narrow.
+# from met. (Two runs of the same test set are compared photo by photo instead, bench.compare, which tells smaller
+# changes apart.) Line and character figures have none here: a card's lines fail together, so counting them as
+# independent draws would make their intervals too narrow.
 PER_CARD = {"card_found", "false_no_card", "id_number", "whole_card", "card_type_identified", "all_corners_within_3pct",
             *(f"exact_match.{f}" for f in FIELDS)}
 PER_CARD_FREE_PHOTO = {"no_card_recognised"}
