@@ -83,7 +83,8 @@ def test_a_share_of_the_test_set_comes_with_the_range_another_test_set_could_giv
 
 def _run(whole_right: list[bool], seed: int = 4300) -> dict:
     """A report as bench.evaluate writes it, cut down to what bench.compare reads: one card per entry."""
-    photos = {f"card_{i:03d}": {"card": True, "status": "ok", "right": "1" * len(FIELDS) if ok else "1" * (len(FIELDS) - 1) + "0",
+    all_right, expiry_wrong = "1" * len(FIELDS), "1" * (len(FIELDS) - 1) + "0"
+    photos = {f"card_{i:03d}": {"card": True, "status": "ok", "right": all_right if ok else expiry_wrong,
                                 "corners_within_3pct": True} for i, ok in enumerate(whole_right)}
     photos["free_000"] = {"card": False, "status": "no_card"}
     return {"seed": seed, "capture": "mild", "words": "name lists", "card_types": list(CARD_TYPES), "cards_per_type": 10,
@@ -108,7 +109,7 @@ def test_two_runs_are_compared_photo_by_photo(tmp_path, capsys):
     new.write_text(json.dumps(after), encoding="utf-8")
     assert compare_main([str(old), str(new)]) == 2
     assert "no per-photo outcomes" in capsys.readouterr().err
-    (tmp_path / "old.json").write_text(json.dumps(before), encoding="utf-8")
+    old.write_text(json.dumps(before), encoding="utf-8")
     assert compare_main([str(old), str(new), "--out", str(tmp_path / "cmp.md")]) == 0
     assert "| whole_card | 30 | 66.7% | 93.3% | 8 | 0 |" in (tmp_path / "cmp.md").read_text(encoding="utf-8")
 
