@@ -199,19 +199,16 @@ def candidate_values(name: str, value: str) -> list[str]:
     return [normalize_field(name, digits[k : k + want]) for k in range(len(digits) - want + 1)]  # dates as dd/mm/yyyy
 
 
-def implied_values(options: dict[str, list[tuple[str, float]]], sex: str) -> dict[str, list[str]]:
-    """What each rule field must be if the others' readings are right: an expiry is the 25th, 40th or 60th
+def implied_dates(options: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
+    """What each date must be if the other rule fields' readings are right: an expiry is the 25th, 40th or 60th
     birthday or none (validate.expiries_of); a birth is that many years before the expiry (births_of), in the
-    year the ID number encodes (birth_in_id_year); the ID number's 4th to 6th digits encode the birth's century
-    and year, and the sex (id_in_birth_year)."""
+    year the ID number encodes (birth_in_id_year)."""
     def read(name: str) -> list[str]:
         return [value for value, _ in options.get(name, [])]
 
     return {"date_of_expiry": [e for d in read("date_of_birth") for e in validate.expiries_of(d)],
             "date_of_birth": [b for e in read("date_of_expiry") for b in validate.births_of(e)]
-            + [b for i in read("id_number") for d in read("date_of_birth") for b in validate.birth_in_id_year(d, i)],
-            "id_number": [n for i in read("id_number") for d in read("date_of_birth")
-                          for n in validate.id_in_birth_year(i, d, sex)]}
+            + [b for i in read("id_number") for d in read("date_of_birth") for b in validate.birth_in_id_year(d, i)]}
 
 
 def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[str], list[tuple[str, float]]],
@@ -223,8 +220,7 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
     A date's digit is the likeliest misread on a card, and the two dates and the ID number each vouch for the
     others: on a card the reader's second guess for one digit is often the one that agrees. The beam search
     may not reach that guess when two digits are off; so, given `likelihood(field, text)` (the log-probability
-    of a text under that field's line), each date and the ID number are also scored as the others' readings
-    imply them (implied_values). A value
+    of a text under that field's line), each date is also scored as the other date's readings imply it. A value
     taken this way is capped as a finding's and named in a warning, so no caller auto-accepts it.
     """
     values = {k: f.value for k, f in fields.items()}
@@ -241,14 +237,14 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
                 if lp >= best[name] - AGREEMENT_MARGIN:
                     kept.setdefault(value, lp - best[name])
         options[name] = list(kept.items())[:READINGS_PER_FIELD]
-    for name, implied in (implied_values(options, values.get("sex", "")) if likelihood else {}).items():
+    for name, dates in (implied_dates(options) if likelihood else {}).items():
         if name not in options:
             continue
         taken = {value for value, _ in options[name]}
-        for value in dict.fromkeys(v for v in implied if v not in taken):
-            lp = likelihood(name, value) - best[name]
+        for date in dict.fromkeys(d for d in dates if d not in taken):
+            lp = likelihood(name, date) - best[name]
             if lp >= -AGREEMENT_MARGIN:
-                options[name].append((value, lp))
+                options[name].append((date, lp))
     choice, likeliest = None, -np.inf
     for combo in itertools.product(*options.values()):
         lp = sum(p for _, p in combo)

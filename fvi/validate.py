@@ -124,17 +124,6 @@ def birth_in_id_year(date_of_birth: str, id_number: str) -> list[str]:
         return []
 
 
-def id_in_birth_year(id_number: str, date_of_birth: str, sex: str) -> list[str]:
-    """The ID number with its 4th to 6th digits as the birth date and sex encode them (century_sex_digit, then
-    the year's last two digits), or none when either is unreadable; a sex read as neither Nam nor Nữ keeps the
-    sex the 4th digit was read with."""
-    dob = parse_date(date_of_birth)
-    if dob is None or not _ID_FORMAT.fullmatch(id_number):
-        return []
-    digit = century_sex_digit(dob.year, sex if sex in SEXES else SEXES[int(id_number[3]) % 2])
-    return [f"{id_number[:3]}{digit}{dob.year % 100:02d}{id_number[6:]}"] if 0 <= digit <= 9 else []
-
-
 def check(values: dict[str, str], today: dt.date | None = None) -> list[Warning]:
     """Findings on normalised field values; an empty field is reported once and not checked further."""
     today = today or dt.date.today()

@@ -148,28 +148,6 @@ def test_an_expiry_two_digits_off_is_the_birthday_its_line_supports():
     assert agree_with_card_rules(fields, lambda name: readings.get(name, [])) == []
 
 
-def test_an_id_number_misread_in_its_birth_digits_is_what_the_birth_date_and_sex_encode():
-    from fvi.assemble import agree_with_card_rules
-
-    assert validate.id_in_birth_year("038050004567", "16/08/1990", "Nam") == ["038090004567"]
-    assert validate.id_in_birth_year("038090004567", "16/08/2003", "Nữ") == ["038303004567"]  # a woman born in 2003
-    assert validate.id_in_birth_year("038190004567", "16/08/1990", "") == ["038190004567"]  # sex unread: as the digit says
-    assert validate.id_in_birth_year("03809000456", "16/08/1990", "Nam") == []  # 11 digits: nothing to mend
-    assert validate.id_in_birth_year("038090004567", "16/13/1990", "Nam") == []
-
-    fields = _card(id_number="038050004567")  # the 9 of (19)90 read as a 5: the beam search never reached the 9
-    readings = {"id_number": [("038050004567", -0.3), ("038056004567", -2.8)]}
-    line = {"038090004567": -2.9}
-    warnings = agree_with_card_rules(fields, lambda name: readings.get(name, []),
-                                     lambda name, text: line.get(text, -99.0) if name == "id_number" else -99.0)
-    assert fields["id_number"].value == "038090004567"
-    assert fields["id_number"].confidence == validate.FINDING_CONFIDENCE_CAP
-    assert [(w.code, w.fields) for w in warnings] == [("read_by_card_rules", ["id_number"])]
-    fields = _card(id_number="038050004567")  # a line that does not support it: the reading stands, warned
-    agree_with_card_rules(fields, lambda name: readings.get(name, []), lambda name, text: -99.0)
-    assert fields["id_number"].value == "038050004567"
-
-
 def test_a_birth_year_misread_is_the_year_the_id_number_encodes_when_its_line_supports_it():
     from fvi.assemble import agree_with_card_rules
 
