@@ -13,7 +13,7 @@ import wordfreq
 
 from fvi.orthography import NUMBER, words
 
-# a word the list lacks counts as rare as its rarest words: names and places often are
+# a word the list lacks counts as rare as its rarest words (1.02e-6): names and places often are
 RAREST = 1e-6
 # loaded with the module (a Triton model's start-up, 15 ms), not by the first request
 FREQUENCIES: dict[str, float] = wordfreq.get_frequency_dict("vi", wordlist="small")
@@ -24,7 +24,7 @@ def word_cost(word: str) -> float:
     """Minus the word's log frequency (nats); a number costs nothing."""
     if NUMBER.fullmatch(word):
         return 0.0
-    return -math.log(max(FREQUENCIES.get(word.lower(), RAREST), RAREST))
+    return -math.log(FREQUENCIES.get(word.lower(), RAREST))
 
 
 def cost(text: str) -> float:
