@@ -439,6 +439,20 @@ def identical(a: Outcome, b: Outcome) -> bool:
                and abs(ra["fields"][f]["confidence"] - rb["fields"][f]["confidence"]) <= 1e-3 for f in ra["fields"])
 
 
+# What the service told the user about a card photo (fvi.quality's warnings): an eKYC front end acting on them keeps
+# the accepted photos and asks for another of the rest.
+VERDICT = "capture verdict (served)"
+ACCEPTED, RETAKE = "accepted", "retake asked"
+
+
+def capture_verdict(o: Outcome) -> str:
+    """accepted: a card read with none of the warnings that ask for another photo (quality.RETAKE_CODES);
+    retake asked: one of them, no card found, or the photo refused."""
+    if o.status != STATUS_OK:
+        return RETAKE
+    return RETAKE if {w["code"] for w in o.result.get("warnings", [])} & quality.RETAKE_CODES else ACCEPTED
+
+
 def slices(truth: dict) -> dict[str, str]:
     """The condition buckets a card photo belongs to (ground truth of the generator, and fvi.quality's
     measures of the card at its true corners for light, so no system's own output decides a bucket)."""
@@ -537,12 +551,15 @@ def evaluate(cards_per_type: int, seed: int = DEFAULT_SEED, no_card_images: int 
         "agreement_ensemble_reference": _rate(sum(identical(outcomes["ensemble"][i.name], outcomes["reference"][i.name])
                                                   for i in cards), len(cards)),
     }
+    # every system's photos are bucketed alike: by their conditions, and by what the served ensemble told the user
+    verdicts = {i.name: capture_verdict(outcomes["ensemble"][i.name]) for i in cards}
+    buckets_of = {i.name: slices(i.truth) | {VERDICT: verdicts[i.name]} for i in cards}
     for system, outs in outcomes.items():
         by_slice: dict[str, dict[str, Any]] = {}
-        for dim in slices(cards[0].truth) if cards else []:
+        for dim in buckets_of[cards[0].name] if cards else []:
             buckets: dict[str, list[Item]] = {}
             for i in cards:
-                buckets.setdefault(slices(i.truth)[dim], []).append(i)
+                buckets.setdefault(buckets_of[i.name][dim], []).append(i)
             by_slice[dim] = {b: score(sub, outs) for b, sub in sorted(buckets.items(), key=lambda kv: _bucket_order(kv[0]))}
         report["systems"][system] = {"description": SYSTEM_NAMES[system], "overall": score(items, outs), "slices": by_slice}
     report["tesseract_cards_per_type"] = min(tesseract_cards, cards_per_type) if tess_version else 0
@@ -570,10 +587,17 @@ def targets_table(report: dict) -> list[dict[str, Any]]:
     rows = []
     for key, (op, threshold, what) in TARGETS.items():
         values = {s: _figure(r["overall"], key) for s, r in report["systems"].items()}
-        v = values.get("ensemble")
-        met = None if v is None else (v <= threshold if op == "<=" else v >= threshold)
-        rows.append({"figure": key, "what": what, "target": f"{op} {threshold:g}", "values": values, "met": met})
+        rows.append({"figure": key, "what": what, "target": f"{op} {threshold:g}", "values": values,
+                     "met": meets(key, values.get("ensemble"))})
     return rows
+
+
+def meets(key: str, value: float | None) -> bool | None:
+    """Whether a figure meets its target in TARGETS (None: no figure)."""
+    if value is None:
+        return None
+    op, threshold, _ = TARGETS[key]
+    return value <= threshold if op == "<=" else value >= threshold
 
 
 # Figures that are a share of the test set's cards (or of its card-free photos): their 95% interval is where the
@@ -599,6 +623,11 @@ def interval(overall: dict, key: str) -> tuple[float, float] | None:
     n = overall.get("cards") if key in PER_CARD else overall.get("card_free_images") if key in PER_CARD_FREE_PHOTO else None
     value = _figure(overall, key)
     return wilson_interval(value, n) if n and value is not None else None
+
+
+def interval_text(overall: dict, key: str) -> str:
+    band = interval(overall, key)
+    return "n/a" if band is None else f"{band[0]:.1%} – {band[1]:.1%}"
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -676,8 +705,7 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
     for t in r["targets"]:
         v = t["values"]
         met = "n/a" if t["met"] is None else ("met" if t["met"] else "**not met**")
-        band = interval(systems["ensemble"]["overall"], t["figure"]) if "ensemble" in systems else None
-        band_text = "n/a" if band is None else f"{band[0]:.1%} – {band[1]:.1%}"
+        band_text = interval_text(systems["ensemble"]["overall"], t["figure"]) if "ensemble" in systems else "n/a"
         lines.append(f"| {t['what']} | {t['target']} | {fmt(t['figure'], v.get('ensemble'))} | {band_text} | {met} | "
                      f"{fmt(t['figure'], v.get('reference'))} | {fmt(t['figure'], v.get('tesseract_full'))} | "
                      f"{fmt(t['figure'], v.get('tesseract_lines'))} |")
@@ -714,10 +742,15 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
     lines += [_row(SYSTEM_NAMES[s], systems[s]["overall"]) for s in SYSTEMS if s in systems]
     lines += [""]
 
+    by_verdict = systems["ensemble"]["slices"].get(VERDICT, {}) if "ensemble" in systems else {}
+    if by_verdict.get(ACCEPTED):
+        lines += verdict_section(systems["ensemble"]["overall"], by_verdict)
+
     lines += ["## By capture condition", "",
               "Buckets come from the generator's ground truth (rotation, blur σ, glare spot, card fill, JPEG "
               f"quality) and, for light, from fvi.quality's brightness of the card at its true corners (low: mean grey "
-              f"< {LOW_LIGHT_BRIGHTNESS:.0f}). Every figure of every system is in reports/eval.json.", ""]
+              f"< {LOW_LIGHT_BRIGHTNESS:.0f}); the capture verdict from what the served ensemble told the user (Definitions). "
+              "Every figure of every system is in reports/eval.json.", ""]
     for s in SYSTEMS:
         if s not in systems:
             continue
@@ -742,10 +775,36 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
               "identity.",
               "- line precision / recall: returned lines vs true lines mapped onto the cropper-warped card, same "
               "field, IoU ≥ 0.5; CER and line accuracy: on those matched lines (the crops the pipeline produced).",
+              f"- capture verdict: from the served ensemble's answer alone (no ground truth), the same photos for every "
+              f"system: {ACCEPTED}, a card read with none of fvi.quality's capture warnings; {RETAKE}, one of them, "
+              "no card found, or the photo refused.",
               ""]
     path = out / "eval.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def verdict_section(overall: dict, by_verdict: dict[str, dict]) -> list[str]:
+    """The targets on the card photos the served ensemble accepted, next to all photos and those it asked to retake:
+    what an eKYC front end that acts on the capture warnings gets."""
+    accepted, retake = by_verdict[ACCEPTED], by_verdict.get(RETAKE)
+    asked = retake["cards"] if retake else 0
+    lines = ["## Acting on the capture warnings", "",
+             "The service asks for another photo when the card it found is small, blurred, under a glare spot, dark or "
+             "cut off (fvi.quality's warnings, `quality.RETAKE_CODES`), or when it finds no card. It asked for another "
+             f"photo of {asked} of the {overall['cards']} card photos ({_rate(asked, overall['cards']):.1%}); a front "
+             f"end acting on those warnings keeps the other {accepted['cards']}. What the served ensemble reads on "
+             "each (the targets are judged above, on all photos; this is not a substitute for them):", "",
+             "| figure | target | all photos | accepted photos | 95% interval | met on accepted | retake asked |",
+             "|---|---|---|---|---|---|---|"]
+    for key, (op, threshold, what) in TARGETS.items():
+        value = _figure(accepted, key)
+        if value is None:  # a figure of the card-free photos: they are in neither bucket
+            continue
+        met = "met" if meets(key, value) else "**not met**"
+        lines.append(f"| {what} | {op} {threshold:g} | {fmt(key, _figure(overall, key))} | {fmt(key, value)} | "
+                     f"{interval_text(accepted, key)} | {met} | {fmt(key, _figure(retake, key) if retake else None)} |")
+    return lines + [""]
 
 
 def failure_image(item: Item, o: Outcome) -> np.ndarray:

@@ -20,6 +20,9 @@ MIN_SHARPNESS = 50.0
 MAX_GLARE_FRACTION = 0.02
 # mean grey of the flat card; synthetic cards in normal light measure 116-235
 MIN_BRIGHTNESS = 75.0
+# The codes warnings() gives: each asks the user for another photo, so a front end that gets none of them has a
+# capture it can accept (bench.evaluate reports what it reads on those photos and on the rest).
+RETAKE_CODES: frozenset[str] = frozenset({"cut_corner", "small_card", "blur", "glare", "low_light"})
 
 
 def measure(image_shape: tuple[int, ...], corners: np.ndarray, card_rgb: np.ndarray) -> np.ndarray:

@@ -14,8 +14,8 @@ import pytest
 
 from bench import tesseract_peer
 from bench.compare import NotComparable, compare, main as compare_main, mcnemar_p
-from bench.evaluate import (corner_errors, ensure_test_set, evaluate, interval, slices, trained_card_types, wilson_interval,
-                            write_report)
+from bench.evaluate import (ACCEPTED, RETAKE, VERDICT, Outcome, capture_verdict, corner_errors, ensure_test_set, evaluate,
+                            interval, slices, trained_card_types, wilson_interval, write_report)
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.dataset import generate
 
@@ -55,7 +55,12 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
     assert len(photos) == len(items) and {k for p in photos.values() for k in p} <= {"card", "status", "right", "corners_within_3pct"}
     assert compare(report, report)["figures"]["whole_card"]["fixed"] == 0  # a run against itself changes nothing
 
+    by_verdict = report["systems"]["ensemble"]["slices"][VERDICT]  # what the service told the user, photo by photo
+    assert sum(b["cards"] for b in by_verdict.values()) == served["cards"]
+    assert report["systems"]["reference"]["slices"][VERDICT].keys() == by_verdict.keys()  # the same photos for all
+
     markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert ("Acting on the capture warnings" in markdown) == (ACCEPTED in by_verdict)
     assert "synthetic" in markdown and "Targets of issue 3" in markdown
     low, high = interval(served, "whole_card")
     assert low <= served["whole_card"] <= high and f"{low:.1%} – {high:.1%}" in markdown
@@ -134,6 +139,18 @@ def test_tesseract_text_is_split_into_fields_by_the_card_labels():
                    "sex": "Nam", "nationality": "Việt Nam", "place_of_origin": "Xã An Hải, Tỉnh Điện Biên",
                    "place_of_residence": "Số 1 Phố Huế, Phường Long Bình, Tỉnh Bắc Kạn", "date_of_expiry": "12/04/2027"}
     assert tesseract_peer.extract_fields("a photo of a desk\nnothing printed here")[1] < tesseract_peer.MIN_LABELS_FOR_CARD
+
+
+def test_a_photo_is_accepted_only_when_read_without_a_capture_warning():
+    def answer(status: str = "ok", *codes: str) -> Outcome:
+        return Outcome({"status": status, "warnings": [{"code": c, "fields": [], "message": ""} for c in codes]})
+
+    assert capture_verdict(answer()) == ACCEPTED
+    assert capture_verdict(answer("ok", "card_expired", "read_by_card_rules")) == ACCEPTED  # about the card, not the photo
+    assert capture_verdict(answer("ok", "glare")) == RETAKE
+    assert capture_verdict(answer("ok", "blur", "small_card")) == RETAKE
+    assert capture_verdict(answer("no_card")) == RETAKE
+    assert capture_verdict(Outcome(None, error="image_too_small")) == RETAKE  # refused
 
 
 def test_every_card_falls_in_one_bucket_per_condition():

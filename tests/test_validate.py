@@ -79,6 +79,9 @@ def test_capture_problems_become_warnings():
     glare = card.copy()
     glare[100:300, 200:500] = 255
     assert "glare" in codes(image.shape, corners, glare)
+    # every one asks for another photo (the evaluation's capture verdict counts on that)
+    worst = dict(card_long_side_px=50.0, corner_margin_px=-1.0, sharpness=0.0, glare_fraction=1.0, brightness=0.0)
+    assert {w.code for w in quality.warnings(np.array([worst[m] for m in quality.MEASURES]))} == quality.RETAKE_CODES
 
 
 @pytest.mark.parametrize("field, read, expected", [
