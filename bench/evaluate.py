@@ -461,6 +461,7 @@ def slices(truth: dict) -> dict[str, str]:
     lo = int(rot // 90) * 90
     q = int(c["jpeg_quality"])
     brightness = (truth.get("measured") or {}).get("brightness")
+    small = float(c["card_fill"]) < SMALL_CARD_FILL
     return {
         "card type": truth["card_type"],
         "rotation": f"{lo}-{lo + 90}°",
@@ -468,7 +469,9 @@ def slices(truth: dict) -> dict[str, str]:
         "glare": "glare" if c["glare"] else "no glare",
         "low light": "n/a" if brightness is None else (
             f"low (card < {LOW_LIGHT_BRIGHTNESS:.0f} grey)" if brightness < LOW_LIGHT_BRIGHTNESS else "normal"),
-        "small card": f"small (fill < {SMALL_CARD_FILL})" if float(c["card_fill"]) < SMALL_CARD_FILL else "normal",
+        "small card": f"small (fill < {SMALL_CARD_FILL})" if small else "normal",
+        # the two that take most from the print, together (a blurred small card's tone marks are a pixel or two)
+        "blur and size": ("blurred (σ ≥ 1)" if c["blur"] >= 1 else "sharp (σ < 1)") + (", small" if small else ", large"),
         "jpeg quality": "<60" if q < 60 else ("60-80" if q <= 80 else ">80"),
         **_wild_slices(c),
     }

@@ -158,7 +158,7 @@ def test_every_card_falls_in_one_bucket_per_condition():
              "conditions": {"rotation": 271.5, "card_fill": 0.5, "blur": 1.0, "glare": True, "jpeg_quality": 60}}
     assert slices(truth) == {"card type": "cccd_chip_2021", "rotation": "270-360°", "blur": "blurred (σ>0)",
                              "glare": "glare", "low light": "low (card < 120 grey)", "small card": "small (fill < 0.6)",
-                             "jpeg quality": "60-80"}
+                             "blur and size": "blurred (σ ≥ 1), small", "jpeg quality": "60-80"}
 
 
 def test_trained_types_are_what_every_model_card_records(tmp_path):
