@@ -747,7 +747,7 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
 
     by_verdict = systems["ensemble"]["slices"].get(VERDICT, {}) if "ensemble" in systems else {}
     if by_verdict.get(ACCEPTED):
-        lines += verdict_section(systems["ensemble"]["overall"], by_verdict)
+        lines += verdict_section(r["targets"], systems["ensemble"]["overall"], by_verdict)
 
     lines += ["## By capture condition", "",
               "Buckets come from the generator's ground truth (rotation, blur σ, glare spot, card fill, JPEG "
@@ -787,7 +787,7 @@ def write_markdown(report: dict, failures: list[Path], out: Path) -> Path:
     return path
 
 
-def verdict_section(overall: dict, by_verdict: dict[str, dict]) -> list[str]:
+def verdict_section(targets: list[dict[str, Any]], overall: dict, by_verdict: dict[str, dict]) -> list[str]:
     """The targets on the card photos the served ensemble accepted, next to all photos and those it asked to retake:
     what an eKYC front end that acts on the capture warnings gets."""
     accepted, retake = by_verdict[ACCEPTED], by_verdict.get(RETAKE)
@@ -800,12 +800,13 @@ def verdict_section(overall: dict, by_verdict: dict[str, dict]) -> list[str]:
              "each (the targets are judged above, on all photos; this is not a substitute for them):", "",
              "| figure | target | all photos | accepted photos | 95% interval | met on accepted | retake asked |",
              "|---|---|---|---|---|---|---|"]
-    for key, (op, threshold, what) in TARGETS.items():
+    for t in targets:
+        key = t["figure"]
         value = _figure(accepted, key)
         if value is None:  # a figure of the card-free photos: they are in neither bucket
             continue
         met = "met" if meets(key, value) else "**not met**"
-        lines.append(f"| {what} | {op} {threshold:g} | {fmt(key, _figure(overall, key))} | {fmt(key, value)} | "
+        lines.append(f"| {t['what']} | {t['target']} | {fmt(key, _figure(overall, key))} | {fmt(key, value)} | "
                      f"{interval_text(accepted, key)} | {met} | {fmt(key, _figure(retake, key) if retake else None)} |")
     return lines + [""]
 
