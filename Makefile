@@ -37,15 +37,16 @@ load-test: engines ## gateway under load with a Triton restart midway -> reports
 accuracy: engines ## end-to-end exact match per field on held-out synthetic cards -> reports/accuracy.md
 	$(PY) -m bench.accuracy --cards 200
 
-EVAL_SET = $(if $(filter wild,$(CAPTURE)),_wild)$(if $(filter invented,$(WORDS)),_invented)
-eval: engines     ## issue 3's evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type; CAPTURE=wild -> reports/eval_wild/; WORDS=invented -> reports/eval_invented/; both -> reports/eval_wild_invented/)
+EVAL_SET = $(if $(filter wild,$(CAPTURE)),_wild)$(if $(filter invented,$(WORDS)),_invented)$(if $(filter held_out,$(DOMAIN)),_held_out)
+eval: engines     ## the evaluation: served ensemble + in-process pipeline + Tesseract -> reports/eval.md (CARDS=500 per card type; CAPTURE=wild, WORDS=invented, DOMAIN=held_out -> reports/eval_<those>/)
 	$(PY) -m bench.evaluate --cards-per-type $(or $(CARDS),500) $(if $(filter wild,$(CAPTURE)),--capture wild) \
-		$(if $(filter invented,$(WORDS)),--invented-words) --out reports$(if $(EVAL_SET),/eval$(EVAL_SET))
+		$(if $(filter invented,$(WORDS)),--invented-words) $(if $(filter held_out,$(DOMAIN)),--domain held_out) \
+		--out reports$(if $(EVAL_SET),/eval$(EVAL_SET))
 
-train-data: setup-train ## cached synthetic training data (data/cache): all card types, wild and mild capture
+train-data: setup-train ## the reader's cached training data (data/cache): the served detector's lines on synthetic photos, rendered lines
 	bash training/train_all.sh data
 
-train: setup-train ## train + export all three models into models/ (about 3 hours on 2 CPU cores; INIT=1 fine-tunes the committed ones)
+train: setup-train ## the reader's data, training and export into models/ (about 1.3 hours on 2 CPU cores; fine-tunes the committed one, INIT=0 starts over)
 	bash training/train_all.sh
 
 dataset: setup    ## a labelled set of photographed cards: make dataset OUT=data/cards N=100 SEED=7

@@ -2,9 +2,9 @@
 
     python -m bench.run [--cards 16] [--concurrency 1,2,4,8] [--out reports]
 
-Why both: the ensemble adds gRPC, tensor copies between seven models and dynamic-batching queue
-delays, and earns cross-request batching of the three networks; the in-process ReferencePipeline
-(same ONNX files, same stage code) is the floor that overhead is measured against.
+Why both: the ensemble adds gRPC, tensor copies between six models and dynamic-batching queue
+delays, and earns cross-request batching of the two networks (detector, reader); the in-process
+ReferencePipeline (same ONNX files, same stage code) is the floor that overhead is measured against.
 
 Steps: synthetic cards (fixed seed, kept in memory; only perf_analyzer's input JSON is written, to
 <out>/tmp which git ignores) -> in-process ReferencePipeline built and warmed -> own TritonServer -> one
@@ -38,12 +38,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fvi.pipeline import MAX_LINES
+from fvi.text_detector import PARAMS as DETECTOR_PARAMS
 from fvi.triton_launcher import MODEL_REPOSITORY, NET_MODELS, REPO_ROOT, TritonServer
 
 MODEL = "fvi_ensemble"
 BENCH_SEED = 9100  # not a training seed (1, 2) nor a test seed (4242+): cards the models never saw
-COMPOSING_ORDER = ("decode", "cropper", "card_warp", "detector", "line_crops", "reader", "assemble")
+COMPOSING_ORDER = ("decode", "detector", "line_crops", "reader", "cropper", "assemble")  # model_repository/fvi_ensemble
 PA_STABILITY = 25  # percent; a shared 2-core box never gets within perf_analyzer's default 10 %
 # What the serving path must achieve (issue: serving performance), checked in every report.
 TARGET_THROUGHPUT_RATIO = 0.90  # best ensemble cards/s over best in-process cards/s
@@ -352,14 +352,15 @@ def ensemble_pass(client, cards: Sequence[tuple[str, bytes]]) -> list[dict[str, 
     return out
 
 
-MANY_LINES = (1, 10, MAX_LINES)  # one line, a usual card, the cap
+MAX_LINES = DETECTOR_PARAMS.max_lines  # the lines one look of the detector keeps (fvi.text_detector.decode)
+MANY_LINES = (1, 20, MAX_LINES)  # one line, a usual card front (15-25 lines, labels included), the cap
 
 
 def many_lines(client, ref, repeats: int = 15) -> list[dict[str, Any]]:
     """The reader's cost for a card with many lines: its batch is the card's line crops, at full width.
 
     The served reader model (gRPC, Triton's queue and its stub) against the same ONNX session
-    in-process, for 1, 10 and MAX_LINES crops, sequentially, median of `repeats` calls.
+    in-process, for 1, 20 and MAX_LINES crops, sequentially, median of `repeats` calls.
     """
     import tritonclient.grpc as grpcclient
     from fvi import reader
@@ -676,8 +677,8 @@ def render_markdown(r: dict[str, Any]) -> str:
           f"identical result for {ag['identical_result']}/{ag['cards']}.")
     if ag["served_statuses"].get("no_card"):
         wl += ("\n\n> Some cards came back `no_card`: for those "
-               "the detector still runs, but the reader gets one blank crop instead of ~10 line crops, so reader "
-               "and total times understate what a found card costs.")
+               "every line the detector found is still read, and read again turned over when too few labels "
+               "were among them, so their times are not those of a found card.")
     parts.append("## Workload\n\n" + wl)
 
     rows = []
@@ -695,7 +696,7 @@ def render_markdown(r: dict[str, Any]) -> str:
                  "per request, in ms: queue = waiting for an instance (includes the dynamic batcher's "
                  "max_queue_delay of the networks, if any), compute = input + infer + output. For the reader, a "
                  "request carries all line crops of one card, so its batch sizes count crops and its time grows "
-                 "with the lines of a card (at most fvi.pipeline.MAX_LINES)."]
+                 "with the lines of a photo (at most fvi.text_detector.DetectorParams.max_lines)."]
     for e in r["ensemble"]:
         mrows = []
         for name in (MODEL, *COMPOSING_ORDER, *sorted(set(e.get("models", {})) - {MODEL, *COMPOSING_ORDER})):
@@ -769,20 +770,21 @@ def render_markdown(r: dict[str, Any]) -> str:
         parts.append("## The embedded graph's own cost\n\nAn ensemble shaped like fvi_ensemble — the same "
                      f"{NOOP_STEPS} Python-backend steps, the same photos in — whose steps do nothing but hand on a "
                      f"{NOOP_TENSOR_BYTES // 1000} kB tensor, measured the same way (perf_analyzer, CPU from /proc). "
-                     "It is the floor of what serving adds per card in this embedded mode, where even the three "
+                     "It is the floor of what serving adds per card in this embedded mode, where even the two "
                      "nets are Python-backend steps (the pytriton binary has no onnxruntime backend); on the NGC "
-                     "image the nets run in the native onnxruntime/TensorRT backends and their three stub hops go.\n\n"
+                     "image the nets run in the native onnxruntime/TensorRT backends and their two stub hops go.\n\n"
                      + _table(["concurrency", "requests/s", "tritonserver CPU ms", f"{NOOP_STEPS} stubs CPU ms",
                                "per stub ms", "total CPU ms per request"],
                               [[x["concurrency"], x["requests_per_s"], x["tritonserver_ms"], x["stubs_ms"],
                                 x["per_stub_ms"], x["total_ms"]] for x in fl]))
     if r.get("many_lines"):
         ml = r["many_lines"]
-        parts.append("## A card with many lines\n\nThe reader's batch is one card's line crops, so a card with many "
-                     "lines (a long two-line address, or text the detector takes for lines) costs more. Measured on "
-                     f"the `reader` model alone at full width ({ml[0]['width']}), sequentially, median of 15 calls, served (gRPC + "
-                     "Triton + its stub) beside the same ONNX session in-process. `fvi.pipeline.MAX_LINES` "
-                     f"({MANY_LINES[-1]}) caps the lines read per card (the highest-scoring ones), so no photo can make "
+        parts.append("## A card with many lines\n\nThe reader's batch is every line crop of one photo, labels "
+                     "included, so a photo with many lines (print around the card, or text the detector breaks into "
+                     f"words) costs more. Measured on the `reader` model alone at full width ({ml[0]['width']}), "
+                     "sequentially, median of 15 calls, served (gRPC + Triton + its stub) beside the same ONNX session "
+                     "in-process. `fvi.text_detector.DetectorParams.max_lines` "
+                     f"({MANY_LINES[-1]}) caps the lines read per photo (the surest and longest), so no photo can make "
                      "a request unboundedly slow.\n\n" + _table(
                          ["lines", "served p50 ms", "in-process p50 ms", "served ms per line"],
                          [[x["lines"], x["served_p50_ms"], x["in_process_p50_ms"], x["served_ms_per_line"]] for x in ml]))

@@ -5,9 +5,13 @@ Two ways to let Tesseract read a card, both scored exactly like our pipeline:
 * full image: Tesseract reads the whole photo (`--psm 6`, one block of text) and the card's label
   words (Số / No., Họ và tên, Ngày sinh, ...) are found in its text; what follows a label is that
   field. This is how a generic OCR engine is used on an ID card without a card model.
-* line crops: Tesseract reads the very crops our reader gets (the ensemble's corners and LINE_META
-  boxes, cut by `fvi.reader.cut_line`, one line each, `--psm 7`); the lines are joined into fields by
-  our own `fvi.assemble.assemble`. This isolates the reader: same cropper, same detector, other OCR.
+* line crops: Tesseract reads the very line crops our reader gets (the quads of the ensemble's
+  LINE_META, cut by `fvi.reader.cut_quad` from the photo decoded as `fvi.pipeline.work_photo` does,
+  one line each, `--psm 7`), and our own linker and assembly make the card of them: `fvi.linker.link`
+  finds the labels in Tesseract's text and decides the card type and which line is which field,
+  `fvi.linker.card_corners` places the card from those labels (too few read: no card, as in the
+  cropper step), `fvi.assemble.assemble` joins and normalises the values. This isolates the reader:
+  same detector, same linker, other OCR.
 
 Both normalise values with `fvi.assemble.normalize_field`, so a date or a sex reads the same way.
 Tesseract's own word confidences (0-100) become the line confidence (the lowest word), so false
@@ -25,12 +29,11 @@ import cv2
 import numpy as np
 from rapidfuzz import fuzz
 
-from fvi import reader
+from fvi import linker, quality, reader
 from fvi.assemble import assemble, normalize_field
 from fvi.image_io import decode_image
-from fvi.pipeline import flat_card, work_photo
-from fvi.quality import MEASURES
-from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
+from fvi.pipeline import quads_of, work_photo
+from fvi.schema import FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.validate import NO_EXPIRY
 
 # Each tesseract process would otherwise start one OpenMP thread per core: the evaluation runs
@@ -176,15 +179,16 @@ def read_full_image(data: bytes) -> dict:
     return {"status": STATUS_OK, "card_type": None, "corners": None, "fields": fields, "warnings": []}
 
 
-def line_crops(data: bytes, corners: np.ndarray, line_meta: np.ndarray) -> list[np.ndarray]:
-    """The grey line images our reader got for this photo, from the ensemble's corners and LINE_META.
+def line_crops(data: bytes, line_meta: np.ndarray) -> list[np.ndarray]:
+    """The grey line images our reader got for this photo, one per line of LINE_META (row order).
 
-    The card is warped exactly as the card_warp step does (fvi.pipeline) and each box cut with the
-    reader's own margins (`fvi.reader.cut_line`), before its contrast normalisation and padding
-    (Tesseract binarises by itself).
+    LINE_META's quads are in the photo's own pixels; the line_crops step cuts them from the photo decoded at
+    working size (`fvi.pipeline.work_photo`, maybe reduced: `photo.scale`), with the reader's own margins
+    (`fvi.reader.cut_quad`), before its contrast normalisation and padding (Tesseract binarises by itself).
     """
-    card = cv2.cvtColor(flat_card(work_photo(data), corners), cv2.COLOR_RGB2GRAY)
-    return [reader.cut_line(card, row[1:5]) for row in np.asarray(line_meta).reshape(-1, 6) if row[0] >= 0]
+    photo = work_photo(data)
+    gray = cv2.cvtColor(photo.image, cv2.COLOR_RGB2GRAY)
+    return [reader.cut_quad(gray, q * photo.scale) for q in quads_of(line_meta)]
 
 
 def read_line(crop: np.ndarray) -> tuple[str, float]:
@@ -200,16 +204,21 @@ def read_line(crop: np.ndarray) -> tuple[str, float]:
     return " ".join(w for w, _ in words), min(c for _, c in words) / 100.0
 
 
-def read_line_crops(data: bytes, served: dict, corners: np.ndarray, line_meta: np.ndarray) -> dict:
-    """The ensemble's own crops read by Tesseract, assembled into fields by our assembly code."""
-    if served.get("status") != STATUS_OK:
-        return dict(served, fields={})
-    meta = np.asarray(line_meta, np.float32).reshape(-1, 6)
-    meta = meta[meta[:, 0] >= 0]
-    texts = [read_line(c) for c in line_crops(data, corners, meta)]
-    # capture-quality measures do not travel in the ensemble's outputs; only field values matter here
-    served_type = np.eye(len(CARD_TYPES), dtype=np.float32)[CARD_TYPES.index(served["card_type"])]
-    result = assemble(texts, meta, corners, float(served.get("card_confidence") or 0.0), True,
-                      np.zeros(len(MEASURES), np.float32), served_type).to_dict()
-    # corners and card type are the ensemble's, not Tesseract's: they are not scored for this row
-    return dict(result, card_type=None, corners=None)
+def read_line_crops(data: bytes, line_meta: np.ndarray) -> dict:
+    """The ensemble's own line crops read by Tesseract, made a card by our linker and assembly (module docstring).
+
+    The lines' quads and which way up they are come from the ensemble (its LINE_META is the reading the cropper
+    step kept, upright), so the corners are not this row's own and are not returned (None: not scored); the
+    card type is, as the linker votes on the labels Tesseract read. Capture quality is not measured here either.
+    """
+    quads = quads_of(line_meta)
+    lines = [linker.ReadLine(q, text, conf) for q, (text, conf) in zip(quads, map(read_line, line_crops(data, line_meta)))]
+    linked = linker.link(lines)
+    corners = linker.card_corners(linked.anchors, linked.card_type)
+    if corners is None:
+        linked, corners = None, np.zeros((4, 2), np.float32)
+    confidence = min(1.0, len(linked.anchors) / linker.LINK.sure_anchors) if linked else 0.0
+    result = assemble(lines, linked, corners, confidence, np.zeros(len(quality.MEASURES), np.float32)).to_dict()
+    # quality measures of zeros would warn of every capture problem: this row measures none
+    result["warnings"] = [w for w in result["warnings"] if w["code"] not in quality.RETAKE_CODES]
+    return dict(result, corners=None)

@@ -1,8 +1,8 @@
-"""Draw what the ensemble found back onto the user's photo: corners, line boxes and the read text.
+"""Draw what the ensemble found back onto the user's photo: corners, every text line and what was read in it.
 
-The detector's boxes live on the flat CARD_W x CARD_H card, so they are mapped back through the
-inverse of the homography that warped the photo (corners -> CARD_CORNERS); that is the only way to
-see on the original photo whether the cropper and the detector agree with the eye.
+LINE_META holds each line's corners in the photo's own pixels, so what the detector found, what the reader read
+and which field took it can be checked against the eye on the photo itself. A line no field took (a label, say)
+is drawn grey.
 Vietnamese diacritics need a real TrueType font (cv2.putText only knows ASCII), hence PIL + DejaVu,
 with an ASCII fallback so a machine without the font still gets an annotated image.
 """
@@ -15,8 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fvi.geometry import CARD_CORNERS, apply_homography
-from fvi.schema import CORNERS, FIELDS
+from fvi.schema import CORNERS, FIELDS, LINE_META_COLUMNS
 
 FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 CORNER_LABELS: tuple[str, ...] = ("TL", "TR", "BR", "BL")  # same order as fvi.schema.CORNERS
@@ -31,43 +30,29 @@ QUAD_COLOUR = (255, 255, 255)
 UNKNOWN_FIELD_COLOUR = (200, 200, 200)
 
 
-def card_to_image_homography(corners: np.ndarray) -> np.ndarray | None:
-    """Flat card -> photo pixels, or None when the corners are degenerate (e.g. a no_card guess)."""
-    c = np.asarray(corners, np.float32).reshape(4, 2)
-    if not np.all(np.isfinite(c)):
-        return None
-    try:
-        m = cv2.getPerspectiveTransform(CARD_CORNERS, c)
-    except cv2.error:
-        return None
-    if not np.all(np.isfinite(m)) or abs(np.linalg.det(m)) < 1e-12:
-        return None
-    return m
-
-
-def line_boxes_on_image(corners: np.ndarray, line_meta: np.ndarray) -> list[tuple[int, np.ndarray, float]]:
-    """(field index, 4x2 quad in photo pixels TL,TR,BR,BL, detector score) for every real LINE_META row."""
-    meta = np.asarray(line_meta, np.float32).reshape(-1, 6)
-    m = card_to_image_homography(corners)
-    if m is None:
-        return []
-    out = []
-    for field_index, x0, y0, x1, y1, score in meta:
-        if field_index < 0:  # padding row (no card / no line)
-            continue
-        quad = apply_homography(m, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
-        out.append((int(field_index), quad, float(score)))
-    return out
+def line_quads(line_meta: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """(4x2 quad in photo pixels TL,TR,BR,BL in reading order, detector score) for every real LINE_META row."""
+    rows = np.asarray(line_meta, np.float32).reshape(-1, LINE_META_COLUMNS)
+    return [(r[:8].reshape(4, 2), float(r[8])) for r in rows if r[8] >= 0]  # score -1: padding (no line)
 
 
 def line_texts(result: dict[str, Any], line_meta: np.ndarray) -> list[str]:
     """The read text of each real LINE_META row, in row order (RESULT's line_texts: every line the detector
-    found, also one a field did not take)."""
-    rows = [r for r in np.asarray(line_meta, np.float32).reshape(-1, 6) if r[0] >= 0]
+    found, labels and lines no field took included)."""
+    rows = line_quads(line_meta)
     texts = list(result.get("line_texts") or [])
     if len(texts) != len(rows):
         raise ValueError(f"RESULT has {len(texts)} line texts for {len(rows)} LINE_META lines")
     return texts
+
+
+def field_of_line(result: dict[str, Any], text: str) -> int | None:
+    """The index in FIELDS of the field that took (part of) this line's text, or None (a label, say)."""
+    for i, name in enumerate(FIELDS):
+        f = (result.get("fields") or {}).get(name) or {}
+        if any(part and part in text for part in f.get("lines") or []):
+            return i
+    return None
 
 
 def ascii_fold(text: str) -> str:
@@ -101,20 +86,20 @@ def annotate(image_rgb: np.ndarray, result: dict[str, Any], corners: np.ndarray 
     unit = max(1, round(min(h, w) / 400))  # line thickness that stays visible on large photos
     font_size = max(12, round(min(h, w) / 45))
     corners_arr = np.asarray(corners if corners is not None else result.get("corners", []), np.float32)
-    corners_arr = corners_arr.reshape(4, 2) if corners_arr.size == 8 else None
     found = result.get("status") == "ok"
+    corners_arr = corners_arr.reshape(4, 2) if corners_arr.size == 8 and found else None  # no card: no corners
 
-    boxes: list[tuple[int, np.ndarray, float]] = []
+    boxes: list[tuple[int | None, np.ndarray, float]] = []
     texts: list[str] = []
-    if corners_arr is not None and line_meta is not None:
-        boxes = line_boxes_on_image(corners_arr, line_meta)
+    if line_meta is not None:
         texts = line_texts(result, line_meta)
+        boxes = [(field_of_line(result, t), q, score) for (q, score), t in zip(line_quads(line_meta), texts)]
 
     # shapes with cv2 (anti-aliased); text afterwards, with PIL when the font exists
-    if corners_arr is not None and found:
+    if corners_arr is not None:
         cv2.polylines(img, [np.round(corners_arr).astype(np.int32)], True, QUAD_COLOUR, unit, cv2.LINE_AA)
     for f, quad, _ in boxes:
-        colour = FIELD_COLOURS[f % len(FIELD_COLOURS)] if f < len(FIELDS) else UNKNOWN_FIELD_COLOUR
+        colour = UNKNOWN_FIELD_COLOUR if f is None else FIELD_COLOURS[f % len(FIELD_COLOURS)]
         cv2.polylines(img, [np.round(quad).astype(np.int32)], True, colour, unit + 1, cv2.LINE_AA)
     if corners_arr is not None:
         for (x, y), colour in zip(corners_arr, CORNER_COLOURS):
@@ -130,8 +115,8 @@ def annotate(image_rgb: np.ndarray, result: dict[str, Any], corners: np.ndarray 
             if np.isfinite(x) and np.isfinite(y):
                 labels.append((x + 6 * unit, y - 4 * unit, text, colour))
     for (f, quad, _), text in zip(boxes, texts):
-        colour = FIELD_COLOURS[f % len(FIELD_COLOURS)] if f < len(FIELDS) else UNKNOWN_FIELD_COLOUR
-        labels.append((float(quad[0, 0]), float(quad[0, 1]) - 2 * unit, text or f"[{FIELDS[f] if f < len(FIELDS) else f}]", colour))
+        colour = UNKNOWN_FIELD_COLOUR if f is None else FIELD_COLOURS[f % len(FIELD_COLOURS)]
+        labels.append((float(quad[0, 0]), float(quad[0, 1]) - 2 * unit, text or "[?]", colour))
 
     font = _load_font(font_size, font_path)
     if font is not None:

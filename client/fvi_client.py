@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fvi.schema import LINE_META_COLUMNS
+
 MODEL = "fvi_ensemble"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 EXIT_ERROR = 2
@@ -40,7 +42,7 @@ class ImageRejected(Exception):
 class EnsembleOutput:
     result: dict[str, Any]  # the OcrResult as a dict (fvi/schema.py)
     corners: np.ndarray  # 4 x 2, TL TR BR BL in photo pixels
-    line_meta: np.ndarray  # N x 6: field index (-1 padding), x0 y0 x1 y1 on the flat card, score
+    line_meta: np.ndarray  # N x 9: a line's corners TL TR BR BL in photo pixels (reading order), score (-1: padding)
 
 
 def list_images(target: Path) -> list[Path]:
@@ -110,7 +112,7 @@ def infer(client, data: bytes, timeout: float) -> EnsembleOutput:
         raise _rejection(e.message() or str(e)) from e
     raw = res.as_numpy("RESULT").reshape(-1)[0]
     return EnsembleOutput(json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw),
-                          res.as_numpy("CORNERS").reshape(4, 2), res.as_numpy("LINE_META").reshape(-1, 6))
+                          res.as_numpy("CORNERS").reshape(4, 2), res.as_numpy("LINE_META").reshape(-1, LINE_META_COLUMNS))
 
 
 def annotate_file(path: Path, data: bytes, out: EnsembleOutput, out_dir: Path) -> Path:

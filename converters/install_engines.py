@@ -17,8 +17,11 @@ import onnx
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from fvi.triton_launcher import NET_MODELS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NETS = ("cropper", "detector", "reader")
+NETS = NET_MODELS
+MAKE = {"detector": "python -m converters.db_detector", "reader": "python -m training.reader train, then export"}
 _ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: mc.TYPE_FP32, onnx.TensorProto.FLOAT16: mc.TYPE_FP16,
                    onnx.TensorProto.UINT8: mc.TYPE_UINT8}
 
@@ -74,7 +77,7 @@ def install(models_dir: Path, repository: Path) -> int:
     for name in NETS:
         src, model_dir = models_dir / f"{name}.onnx", repository / name
         if not src.exists():
-            print(f"{name}: {src} is missing (train it with 'python -m training.{name} train' and export)")
+            print(f"{name}: {src} is missing (make it: {MAKE[name]})")
             failed = True
             continue
         problems = validate(src, model_dir)

@@ -1,4 +1,5 @@
-"""ONNX → TensorRT plan (FP16, an optimisation profile over the batch and the reader's line width).
+"""ONNX → TensorRT plan (FP16, an optimisation profile over the batch, the detector's photo sides and the reader's
+line width).
 
 Needs an NVIDIA GPU and the `tensorrt` package; `make engines` calls it only where both exist.
 The plan is written next to the ONNX file as <model>/1/model.plan, which the `tensorrt_plan`
@@ -12,12 +13,15 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from fvi import reader
+from fvi import reader, text_detector
+from fvi.triton_launcher import NET_MODELS as NETS
 
-NETS = ("cropper", "detector", "reader")
 # (min, opt, max) of each dynamic item dimension (-1 in the config), by net and dimension index:
-# the reader's width runs from one bucket to the widest line; most cards need the widest.
+# the detector's sides run from one stride to the long side it looks at (a 4:3 photo is the usual one); the
+# reader's width from one bucket to the widest line (most cards need the widest).
+_SIDE = max(text_detector.PARAMS.first_side, text_detector.PARAMS.second_side)
 DYNAMIC_DIMS: dict[str, dict[int, tuple[int, int, int]]] = {
+    "detector": {1: (text_detector.STRIDE, _SIDE * 3 // 4, _SIDE), 2: (text_detector.STRIDE, _SIDE, _SIDE)},
     "reader": {2: (reader.WIDTH_BUCKET, reader.INPUT_W, reader.INPUT_W)},
 }
 

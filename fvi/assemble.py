@@ -1,4 +1,4 @@
-"""Read lines → structured fields: group by field, join wrapped lines, normalise, score, check."""
+"""Linked lines → structured fields: join wrapped lines, normalise, score, check against the card rules."""
 from __future__ import annotations
 
 import itertools
@@ -9,10 +9,9 @@ from typing import Callable
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from fvi import quality, validate
+from fvi import linker, quality, validate
 from fvi.charset import normalize
-from fvi.schema import (CARD_FIELDS, CARD_TYPES, FIELDS, FRONT_LINES, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK,
-                        FieldResult, OcrResult, Warning)
+from fvi.schema import CARD_FIELDS, FIELDS, SINGLE_LINE_FIELDS, STATUS_NO_CARD, STATUS_OK, FieldResult, OcrResult, Warning
 
 
 ADDRESS_FIELDS = ("place_of_origin", "place_of_residence")
@@ -40,11 +39,17 @@ def base_letters(text: str) -> str:
     return stripped.replace("đ", "d").replace("Đ", "D")
 
 
+_PROVINCE_NAMES: tuple[str, ...] = tuple(validate.PROVINCES.values())
+
+
 def snap_province(last: str) -> str:
     """An address's last part → its province phrase, also when the comma before it was not read
     ("Huyện Châu Hưng Tỉnh Quờng Bình" → "Huyện Châu Hưng, Tỉnh Quảng Bình")."""
-    snapped = snap(last, validate.PROVINCE_PHRASES)
-    if snapped in validate.PROVINCE_PHRASES:
+    # a province as the card prints it: with its unit ("Tỉnh Bắc Ninh", as the 2016 card does) or bare ("Bắc Ninh",
+    # as chip cards mostly do); a reading is snapped to its own form, never given a unit it did not show
+    with_unit = base_letters(last).lower().startswith(("tinh ", "thanh pho ", "tp"))
+    snapped = snap(last, validate.PROVINCE_PHRASES if with_unit else _PROVINCE_NAMES)
+    if snapped in validate.PROVINCE_PHRASES or snapped in _PROVINCE_NAMES:
         return snapped
     words = last.split(" ")
     for k in range(1, len(words) - 1):  # the province is the tail, after at least one word of the unit before
@@ -191,8 +196,8 @@ def digit_count(name: str, text: str) -> tuple[int, int]:
 
 def candidate_values(name: str, value: str) -> list[str]:
     """A reading as the values it may stand for: an ID number or a date read with more digits than it has is each
-    run of that many of them (the detector's box, or the wider one of fvi.pipeline.read_short_numbers_wider,
-    may take in the "Số:" before the number, read as digits, or a mark beside it); the card rules choose."""
+    run of that many of them (a detected line may take in the "Số:" before the number, read as digits, or a mark
+    beside it); the card rules choose."""
     digits, want = re.sub(r"\D", "", value), EXPECTED_DIGITS.get(name, 0)
     if not want or len(digits) <= want:
         return [value]
@@ -263,74 +268,51 @@ def agree_with_card_rules(fields: dict[str, FieldResult], readings: Callable[[st
                     "other reading that agrees with all of them")]
 
 
-def card_type_of(probabilities: np.ndarray) -> tuple[str, float]:
-    """The detector's card type probabilities (CARD_TYPES order) → the type and its probability."""
-    p = np.asarray(probabilities, np.float32).reshape(-1)
-    if len(p) != len(CARD_TYPES):
-        raise ValueError(f"card type probabilities: expected {len(CARD_TYPES)} values ({', '.join(CARD_TYPES)}), got {len(p)}")
-    k = int(p.argmax())
-    return CARD_TYPES[k], float(p[k])
-
-
-def assemble(texts: list[tuple[str, float]], line_meta: np.ndarray, corners: np.ndarray,
-             card_confidence: float, found: bool, quality_measures: np.ndarray, card_type: np.ndarray,
-             readings: Callable[[int], list[tuple[str, float]]] | None = None,
+def assemble(lines: list[linker.ReadLine], linked: linker.Linked | None, corners: np.ndarray, card_confidence: float,
+             quality_measures: np.ndarray, readings: Callable[[int], list[tuple[str, float]]] | None = None,
              likelihood: Callable[[int, str], float] | None = None) -> OcrResult:
-    """line_meta rows: field index (−1 = padding), x0, y0, x1, y1, detector score. readings(i): the reader's
-    readings of line i with their log-probabilities, likeliest first; likelihood(i, text): the log-probability
-    of a text under line i (agree_with_card_rules; None: not used).
+    """Linked lines (fvi.linker; None: no card) → the result. readings(i): the reader's readings of line i with
+    their log-probabilities, likeliest first; likelihood(i, text): the log-probability of a text under line i
+    (both for agree_with_card_rules; None: not used).
 
-    Every field of FIELDS is reported. One the card type does not print on its front (the 2024 card's
-    origin, residence and expiry) is "" and lines the detector gave it are dropped: the card guarantees it
-    is not there. Its confidence is the type's probability; but when a field the front does print was not
-    read at all, no more than the weakest of them: a photo the reader could hardly read (blurred, tiny)
-    may have its type wrong too, and on wild captures such 2016 cards were typed 2024 at 0.95-0.99.
+    Every field of FIELDS is reported. One the card type does not print on its front (the 2024 card's origin,
+    residence and expiry) is "" with the type's confidence. A field's confidence is the lowest of its lines'.
     """
     corner_list = [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(corners).reshape(4, 2)]
-    if not found:
-        return OcrResult(STATUS_NO_CARD, None, round(card_confidence, 4), corner_list, {}, 0)
-    type_name, type_confidence = card_type_of(card_type)
+    if linked is None:
+        return OcrResult(STATUS_NO_CARD, None, round(card_confidence, 4), corner_list, {}, len(lines),
+                         line_texts=[l.text for l in lines])
+    type_name, type_confidence = linked.card_type, linked.type_confidence
     on_front = CARD_FIELDS[type_name]
-    grouped: dict[int, list[tuple[float, float, str, float, int]]] = {}
-    for i, ((text, conf), meta) in enumerate(zip(texts, np.asarray(line_meta))):
-        cls = int(meta[0])
-        if cls < 0 or FIELDS[cls] not in on_front:
-            continue
-        grouped.setdefault(cls, []).append((float(meta[2]), float(meta[1]), text, conf * float(meta[5]), i))
     fields: dict[str, FieldResult] = {}
-    single_line: dict[str, int] = {}  # a one-line field's line
-    for cls, name in enumerate(FIELDS):
-        lines = sorted(grouped.get(cls, []))
+    for name in FIELDS:
+        parts = linked.parts[name]
         if name not in on_front:
             fields[name] = FieldResult("", round(type_confidence, 4), [])
-            continue
-        if not lines:
+        elif not parts:
             fields[name] = FieldResult("", 0.0, [])
-            continue
-        limit = FRONT_LINES[type_name][name]
-        if len(lines) > limit:  # a line more than the card prints the field on is something else the detector saw
-            lines = sorted(sorted(lines, key=lambda line: -line[3])[:limit])
-        if name in SINGLE_LINE_FIELDS:
-            single_line[name] = lines[0][4]
-        raw = " ".join(line[2] for line in lines)
-        conf = min(line[3] for line in lines)
-        fields[name] = FieldResult(normalize_field(name, raw), round(float(conf), 4), [line[2] for line in lines])
-    if any(not fields[name].value for name in on_front):
-        weakest = min(fields[name].confidence for name in on_front)
-        for name in FIELDS:
-            if name not in on_front:
-                fields[name].confidence = round(min(type_confidence, weakest), 4)
-    n_lines = sum(len(v) for v in grouped.values())
+        else:
+            texts = [linker.clean(lines[p.line].text[p.start : p.end]) for p in parts]
+            conf = min(lines[p.line].confidence for p in parts)
+            fields[name] = FieldResult(normalize_field(name, " ".join(texts)), round(float(conf), 4), texts)
+    single = {name: linked.parts[name][0] for name in SINGLE_LINE_FIELDS if len(linked.parts[name]) == 1}
+
     def field_readings(name: str) -> list[tuple[str, float]]:
-        return readings(single_line[name]) if name in single_line else []
+        if name not in single or readings is None:
+            return []
+        p = single[name]
+        return [(v, lp) for text, lp in readings(p.line) if (v := linker.value_in(text, lines[p.line], p)) is not None]
 
     def field_likelihood(name: str, text: str) -> float:
-        return likelihood(single_line[name], text) if name in single_line else -np.inf
+        if name not in single:
+            return -np.inf
+        p = single[name]
+        line = lines[p.line].text
+        return likelihood(p.line, line[: p.start] + (" " if p.start else "") + text + line[p.end :])
 
     findings = agree_with_card_rules(fields, field_readings, field_likelihood if likelihood else None) if readings else []
     findings += sex_from_id(fields) if "sex" in on_front else []
     findings += validate.check({k: fields[k].value for k in on_front})
     validate.apply(fields, findings)
-    line_texts = [text for (text, _), meta in zip(texts, np.asarray(line_meta)) if int(meta[0]) >= 0]
-    return OcrResult(STATUS_OK, type_name, round(card_confidence, 4), corner_list, fields, n_lines,
-                     quality.warnings(quality_measures) + findings, round(type_confidence, 4), line_texts)
+    return OcrResult(STATUS_OK, type_name, round(card_confidence, 4), corner_list, fields, len(lines),
+                     quality.warnings(quality_measures) + findings, round(type_confidence, 4), [l.text for l in lines])

@@ -1,7 +1,11 @@
 """The pipeline as stages, and the in-process reference that runs them with onnxruntime.
 
 Each `stage_*` function is exactly what one Triton Python-backend step executes, so the served
-ensemble and `ReferencePipeline` compute the same thing by construction.
+ensemble and `ReferencePipeline` compute the same thing by construction:
+
+    decode ─► detector ─► line_crops ─► reader ─► cropper ─► assemble
+    bytes     DB net      every line    CTC net   labels →   labels →
+    → pixels  (text map)  cut upright             corners    fields
 """
 from __future__ import annotations
 
@@ -13,157 +17,139 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fvi import MODELS_DIR, charset, cropper, detector, quality, reader
-from fvi.assemble import assemble, digit_count
-from fvi.geometry import CARD_H, CARD_W, Letterbox, warp_card
+from fvi import MODELS_DIR, charset, linker, quality, reader, text_detector
+from fvi.assemble import assemble
 from fvi.image_io import Photo, decode_photo
-from fvi.schema import FIELDS, OcrResult
+from fvi.schema import LINE_META_COLUMNS, OcrResult
 
-DETECTOR_OUTPUTS = ["line_maps", "card_type"]
-LINE_META_COLUMNS = 6  # field index, x0, y0, x1, y1, detector score
-# a card has 9-10 lines; more than this is noise and would only slow the reader
-MAX_LINES = 24
-# The card is warped from the photo decoded at most this large: the flat card is 800 x 504 anyway, and a
-# 12 MP phone photo decodes at 1/2 scale for a quarter of the cost. Corners are reported in the photo's pixels.
+# Lines are cut from the photo decoded at most this large: a 12 MP phone photo decodes at 1/2 scale for a
+# quarter of the cost, and a card filling it still has 40-pixel print. Corners are reported in the photo's pixels.
 WORK_MAX_SIDE = 1600
-# The cropper's 256 x 256 input is made from a reduced decode at least this large (JPEG: 1/2-1/8 scale).
-CROPPER_DECODE_SIDE = 2 * cropper.INPUT_SIZE
+
+
+@dataclass(frozen=True)
+class OrientParams:
+    """When the lines are read the other way up as well: a page whose first reading shows fewer labels than this
+    may be upside down (text direction tells the axis, not which end is the start)."""
+
+    labels_upright: int = 3
+
+
+ORIENT = OrientParams()
 
 
 @dataclass
 class Decoded:
-    cropper_input: np.ndarray  # 1 x 3 x 256 x 256
-    letterbox: np.ndarray  # Letterbox.as_array(): cropper input <-> the photo's own pixels
+    detector_input: np.ndarray  # 1 x 3 x H x W uint8, the whole photo at DetectorParams.first_side
+    to_photo: np.ndarray  # (2,) float32: detector-input pixels → the photo's own pixels
 
 
 @dataclass
-class Warped:
-    card: np.ndarray  # CARD_H x CARD_W grey: the reader reads grey, and a third of the bytes cross to line_crops
-    detector_input: np.ndarray  # 1 x 3 x 320 x 512
-    corners: np.ndarray  # 4 x 2 in the photo's own pixels
+class Lines:
+    crops: np.ndarray  # N x 1 x 32 x W float32, the reader's batch (always ≥ 1)
+    meta: np.ndarray  # N x LINE_META_COLUMNS
+
+
+@dataclass
+class Card:
+    """What the cropper step decided: the reading (maybe of the lines turned over), the card's corners, quality."""
+
+    ctc_best: np.ndarray
+    meta: np.ndarray
+    corners: np.ndarray  # 4 x 2 photo pixels (zeros when no card)
     confidence: np.ndarray  # (1,) float32
     found: np.ndarray  # (1,) bool
-    quality: np.ndarray  # (len(quality.MEASURES),) float32, zeros when no card
-
-
-def stage_decode(data: bytes) -> Decoded:
-    """Validates the photo and makes the cropper's input from a cheap reduced decode.
-
-    Only these 200 kB travel on: card_warp decodes the photo again at working size from the request's
-    own bytes, which costs less than moving megabytes of pixels between two Triton steps.
-    """
-    return first_look_input(first_look_photo(data))
-
-
-def first_look_photo(data: bytes) -> Photo:
-    """The reduced decode the cropper's first look is made from (JPEG: DCT scaling, the cheap part)."""
-    return decode_photo(data, at_least=CROPPER_DECODE_SIDE)
-
-
-def first_look_input(photo: Photo) -> Decoded:
-    """The cropper's first-look input from a (reduced) decode, and the letterbox back to the photo's pixels."""
-    x, lb = cropper.preprocess(photo.image)
-    return Decoded(x[None], lb.of_reduced(photo.scale).as_array())
+    quality: np.ndarray  # (len(quality.MEASURES),) float32
 
 
 def work_photo(data: bytes) -> Photo:
-    """The photo as card_warp decodes it: at most WORK_MAX_SIDE, a reduced JPEG decode where that suffices."""
+    """The photo as the line and cropper steps decode it: at most WORK_MAX_SIDE, a reduced JPEG decode where that
+    suffices."""
     return decode_photo(data, at_least=WORK_MAX_SIDE, at_most=WORK_MAX_SIDE)
 
 
-def flat_card(photo: Photo, photo_corners: np.ndarray) -> np.ndarray:
-    """The card (corners in the photo's own pixels) warped flat: CARD_H x CARD_W RGB."""
-    return warp_card(photo.image, np.asarray(photo_corners, np.float32).reshape(4, 2) * photo.scale)
+def stage_decode(data: bytes) -> Decoded:
+    """Validates the photo and makes the detector's whole-photo input from a cheap reduced decode. Only these
+    pixels travel on: line_crops decodes the photo again at working size from the request's own bytes."""
+    side = text_detector.PARAMS.first_side
+    photo = decode_photo(data, at_least=side)
+    x, to_image = text_detector.preprocess(photo.image, side)
+    return Decoded(x[None], (to_image / photo.scale).astype(np.float32))
 
 
-def second_look(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
-                ) -> cropper.CornerResult:
-    """The cropper's second look, zoomed on the first look's corners (fvi.cropper.refine_view); when a corner is
-    unsure (fvi.cropper.TURN_BELOW) the turned views place the corners, the unturned view's peaks still decide."""
-    view, lb = cropper.refine_view(photo.image, first.corners * photo.scale)
-    lb, shape = lb.of_reduced(photo.scale), (photo.size[1], photo.size[0])
-    heatmaps = run_cropper(view[None]).reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
-    seen = cropper.decode(heatmaps, lb, shape)
-    if seen.confidence >= cropper.TURN_BELOW:
-        return seen
-    turned = run_cropper(cropper.quarter_turns(view)).reshape(-1, 4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE)
-    placed, _ = cropper.peaks(cropper.mean_over_turns(heatmaps, turned), lb)
-    return cropper.corner_result(placed, seen.scores, shape)
-
-
-def refined_corners(photo: Photo, first: cropper.CornerResult, run_cropper: Callable[[np.ndarray], np.ndarray]
-                    ) -> cropper.CornerResult:
-    """Both looks decide (fvi.cropper.pick_look)."""
-    return cropper.pick_look(first, second_look(photo, first, run_cropper))
-
-
-def stage_warp(data: bytes, letterbox: np.ndarray, heatmaps: np.ndarray,
-               run_cropper: Callable[[np.ndarray], np.ndarray] | None = None) -> Warped:
-    """run_cropper: (1, 3, 256, 256) uint8 → (1, 4, 64, 64) heatmaps, for the second look; None: one look."""
+def stage_line_crops(data: bytes, prob: np.ndarray, to_photo: np.ndarray,
+                     run_detector: Callable[[np.ndarray], np.ndarray] | None = None) -> Lines:
+    """Every line the detector found, oriented along the page's text direction and cut for the reader.
+    run_detector: (1, 3, H, W) uint8 → (1, 1, H, W), for the second look (text_detector.second_view); None: one."""
     photo = work_photo(data)
-    photo_shape = (photo.size[1], photo.size[0])
-    res = cropper.decode(heatmaps.reshape(4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), Letterbox.from_array(letterbox), photo_shape)
-    if run_cropper is not None:
-        res = refined_corners(photo, res, run_cropper)
-    if res.found:
-        card_rgb = flat_card(photo, res.corners)
-        small = detector.resize(card_rgb)
-        card = cv2.cvtColor(card_rgb, cv2.COLOR_RGB2GRAY)
-        det = detector.preprocess(small)[None]
-        q = quality.measure(photo_shape, res.corners, small)
-    else:  # keep shapes fixed so the graph runs on; downstream steps see found=False
-        card = np.zeros((CARD_H, CARD_W), np.uint8)
-        det = np.zeros((1, 3, detector.INPUT_H, detector.INPUT_W), np.uint8)
-        q = np.zeros(len(quality.MEASURES), np.float32)
-    return Warped(card, det, res.corners.astype(np.float32), np.array([res.confidence], np.float32),
-                  np.array([res.found]), q)
-
-
-def stage_line_crops(card_gray: np.ndarray, line_maps: np.ndarray, found: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Always at least one crop (a blank one, field −1, when there is no card or no line)."""
-    lines = detector.decode(line_maps.reshape(-1, detector.MAP_H, detector.MAP_W)) if found else []
-    lines = sorted(lines, key=lambda l: -l.score)[:MAX_LINES]
-    lines.sort(key=lambda l: (l.field_index, l.box[1], l.box[0]))
+    size = (photo.image.shape[1], photo.image.shape[0])
+    lines = text_detector.decode(prob, np.asarray(to_photo, np.float32) * photo.scale)
+    view = text_detector.second_view(lines, size) if run_detector is not None else None
+    if view is not None:
+        seen = run_detector(text_detector.view_input(photo.image, view)[None])
+        lines = text_detector.from_view(text_detector.decode(seen, np.ones(2, np.float32)), view)
     if not lines:
-        return np.zeros((1, 1, reader.INPUT_H, reader.WIDTH_BUCKET), np.float32), np.array([[-1, 0, 0, 0, 0, 0]], np.float32)
-    crops = reader.crop_lines(card_gray, [l.box for l in lines])
-    meta = np.array([[l.field_index, *l.box, l.score] for l in lines], np.float32)
-    return crops, meta
+        return Lines(np.zeros((1, 1, reader.INPUT_H, reader.WIDTH_BUCKET), np.float32), padding_meta())
+    angle = text_detector.page_angle(lines)
+    quads = [text_detector.orient(l.quad, angle) for l in lines]
+    gray = cv2.cvtColor(photo.image, cv2.COLOR_RGB2GRAY)
+    meta = np.array([[*(q / photo.scale).reshape(-1), l.score] for q, l in zip(quads, lines)], np.float32)
+    return Lines(reader.crop_quads(gray, quads), meta)
 
 
-def stage_assemble(ctc_best: np.ndarray, line_meta: np.ndarray, card_gray: np.ndarray, read: Callable[[np.ndarray], np.ndarray],
-                   corners: np.ndarray, confidence: float, found: bool, quality_measures: np.ndarray,
-                   card_type: np.ndarray) -> OcrResult:
-    """read: crops → the reader's output, for the unsure lines' second reading (fvi.reader.reread_unsure) and the
-    short numbers' wider one (read_short_numbers_wider)."""
-    boxes = [row[1:5] if row[0] >= 0 else None for row in line_meta]  # field −1: padding (no card, no line)
-    texts = reader.reread_unsure(reader.decode(ctc_best), card_gray, boxes, read)
-    texts = read_short_numbers_wider(texts, line_meta, card_gray, read)
-    return assemble(texts, line_meta, corners, confidence, found, quality_measures, card_type,
+def padding_meta() -> np.ndarray:
+    row = np.zeros((1, LINE_META_COLUMNS), np.float32)
+    row[0, -1] = -1
+    return row
+
+
+def quads_of(meta: np.ndarray) -> list[np.ndarray]:
+    """The lines' quads (photo pixels) of LINE_META rows that are lines."""
+    return [row[:8].reshape(4, 2) for row in np.asarray(meta, np.float32).reshape(-1, LINE_META_COLUMNS) if row[-1] >= 0]
+
+
+def read_lines(ctc_best: np.ndarray, meta: np.ndarray) -> list[linker.ReadLine]:
+    quads = quads_of(meta)
+    return [linker.ReadLine(q, t, c) for q, (t, c) in zip(quads, reader.decode(ctc_best[: len(quads)]))]
+
+
+def stage_cropper(data: bytes, ctc_best: np.ndarray, meta: np.ndarray,
+                  read: Callable[[np.ndarray], np.ndarray] | None = None) -> Card:
+    """The card from its printed words: which way up it is (a reading with too few labels is read again turned
+    over, one reader call, and the reading with more labels kept), where its corners are (fvi.linker.card_corners;
+    a card too few of whose labels were read is placed by its text, fvi.linker.text_extent_corners, when an ID
+    number and a date of birth were read) and how well it was captured (fvi.quality). read: crops → the reader's
+    output; None: never turned."""
+    lines = read_lines(ctc_best, meta)
+    linked = linker.link(lines)
+    photo = None
+    if read is not None and lines and linked.label_count < ORIENT.labels_upright:
+        photo = work_photo(data)
+        gray = cv2.cvtColor(photo.image, cv2.COLOR_RGB2GRAY)
+        over = np.array([[*np.roll(q, 2, axis=0).reshape(-1), row[-1]] for q, row in zip(quads_of(meta), meta)], np.float32)
+        again = read(reader.crop_quads(gray, [q * photo.scale for q in quads_of(over)]))
+        over_lines = read_lines(again, over)
+        turned = linker.link(over_lines)
+        if turned.label_count > linked.label_count:
+            ctc_best, meta, lines, linked = again, over, over_lines, turned
+    corners = linker.card_corners(linked.anchors, linked.card_type)
+    if corners is None:  # too few labels read to place it: a card still, if its values say so
+        corners = linker.text_extent_corners(lines, linked)
+    if corners is None:
+        return Card(ctc_best, meta, np.zeros((4, 2), np.float32), np.zeros(1, np.float32), np.zeros(1, bool),
+                    np.zeros(len(quality.MEASURES), np.float32))
+    photo = photo or work_photo(data)
+    q = quality.measure((photo.size[1], photo.size[0]), corners, quality.card_view(photo.image, corners * photo.scale))
+    confidence = min(1.0, len(linked.anchors) / linker.LINK.sure_anchors)
+    return Card(ctc_best, meta, corners.astype(np.float32), np.array([confidence], np.float32), np.ones(1, bool), q)
+
+
+def stage_assemble(ctc_best: np.ndarray, meta: np.ndarray, corners: np.ndarray, confidence: float, found: bool,
+                   quality_measures: np.ndarray) -> OcrResult:
+    lines = read_lines(ctc_best, meta)
+    linked = linker.link(lines) if found else None
+    return assemble(lines, linked, corners, confidence, quality_measures,
                     lambda i: reader.readings(ctc_best[i]), lambda i, text: charset.ctc_log_prob(ctc_best[i], text))
-
-
-def read_short_numbers_wider(texts: list[tuple[str, float]], line_meta: np.ndarray, card_gray: np.ndarray,
-                             read: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, float]]:
-    """An ID number or a date read with too few digits had its box cut short: read it again from a wider box
-    (fvi.reader.wider; one reader call for the card) and take that reading when it has all the digits, at no
-    more than the first reading's confidence. More digits than the field has are for the card rules to choose
-    from (fvi.assemble.candidate_values)."""
-    def missing(i: int, text: str) -> bool:
-        got, want = digit_count(FIELDS[int(line_meta[i][0])], text)
-        return 0 < got < want
-
-    short = [i for i, (text, _) in enumerate(texts) if line_meta[i][0] >= 0 and missing(i, text)]
-    if not short:
-        return texts
-    again = reader.decode(read(reader.crop_lines(card_gray, [reader.wider(line_meta[i][1:5], card_gray.shape[1])
-                                                              for i in short])))
-    out = list(texts)
-    for i, (text, conf) in zip(short, again):
-        got, want = digit_count(FIELDS[int(line_meta[i][0])], text)
-        if got >= want:
-            out[i] = (text, min(conf, texts[i][1]))
-    return out
 
 
 def single_threaded_opencv() -> None:
@@ -188,12 +174,11 @@ class ReferencePipeline:
 
     def __init__(self, models_dir: Path = MODELS_DIR, intra_threads: int = 1) -> None:
         single_threaded_opencv()
-        self.cropper = onnx_session(models_dir / "cropper.onnx", intra_threads)
         self.detector = onnx_session(models_dir / "detector.onnx", intra_threads)
         self.reader = onnx_session(models_dir / "reader.onnx", intra_threads)
 
-    def run_cropper(self, image: np.ndarray) -> np.ndarray:
-        return self.cropper.run(None, {"image": image})[0]
+    def run_detector(self, image: np.ndarray) -> np.ndarray:
+        return self.detector.run(None, {"image": image})[0]
 
     def run_reader(self, crops: np.ndarray) -> np.ndarray:
         return self.reader.run(None, {"line": crops})[0]
@@ -202,13 +187,12 @@ class ReferencePipeline:
         """timings, if given, accumulates seconds per step under the ensemble's model names."""
         clock = _StepClock(timings)
         d = clock("decode", stage_decode, data)
-        heatmaps = clock("cropper", self.run_cropper, d.cropper_input)
-        w = clock("card_warp", stage_warp, data, d.letterbox, heatmaps[0], self.run_cropper)
-        maps, card_type = clock("detector", self.detector.run, DETECTOR_OUTPUTS, {"card": w.detector_input})
-        crops, meta = clock("line_crops", stage_line_crops, w.card, maps[0], bool(w.found[0]))
-        best = clock("reader", self.run_reader, crops)
-        return clock("assemble", stage_assemble, best, meta, w.card, self.run_reader, w.corners, float(w.confidence[0]),
-                     bool(w.found[0]), w.quality, card_type[0])
+        prob = clock("detector", self.run_detector, d.detector_input)
+        lines = clock("line_crops", stage_line_crops, data, prob[0], d.to_photo, self.run_detector)
+        best = clock("reader", self.run_reader, lines.crops)
+        card = clock("cropper", stage_cropper, data, best, lines.meta, self.run_reader)
+        return clock("assemble", stage_assemble, card.ctc_best, card.meta, card.corners, float(card.confidence[0]),
+                     bool(card.found[0]), card.quality)
 
 
 class _StepClock:

@@ -1,15 +1,17 @@
 """Capture quality of a found card: the reasons a user should retake the photo, as warnings.
 
-Measured in the card_warp step (it has the photo, the corners and the flat card) and carried to
-assemble as a small vector, so the measures travel through Triton as numbers, never as pixels.
+Measured in the cropper step (it has the photo and the corners) and carried to assemble as a small vector, so
+the measures travel through Triton as numbers, never as pixels.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from fvi.geometry import warp_card
 from fvi.schema import Warning
 
+VIEW = (512, 320)  # (width, height) of the flat card the measures are taken on
 MEASURES: tuple[str, ...] = ("card_long_side_px", "corner_margin_px", "sharpness", "glare_fraction", "brightness")
 # A card whose long side spans fewer photo pixels than this is upsampled to read it: small print blurs.
 MIN_CARD_LONG_SIDE_PX = 400.0
@@ -25,8 +27,13 @@ MIN_BRIGHTNESS = 75.0
 RETAKE_CODES: frozenset[str] = frozenset({"cut_corner", "small_card", "blur", "glare", "low_light"})
 
 
+def card_view(image_rgb: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The card at these corners (photo pixels), warped flat to VIEW: what its light and sharpness are judged on."""
+    return cv2.resize(warp_card(image_rgb, corners), VIEW, interpolation=cv2.INTER_AREA)
+
+
 def measure(image_shape: tuple[int, ...], corners: np.ndarray, card_rgb: np.ndarray) -> np.ndarray:
-    """(len(MEASURES),) float32 for one found card, judged on the detector's 512 x 320 view of it (cheap)."""
+    """(len(MEASURES),) float32 for one found card, judged on its VIEW-sized flat view (card_view: cheap)."""
     h, w = image_shape[:2]
     c = np.asarray(corners, np.float64).reshape(4, 2)
     edges = np.linalg.norm(c - np.roll(c, -1, axis=0), axis=1)

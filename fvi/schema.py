@@ -53,14 +53,18 @@ SINGLE_LINE_FIELDS: frozenset[str] = frozenset(f for f in FIELDS if all(lay.get(
 # Corner classes of the cropper, in the card's own orientation.
 CORNERS: tuple[str, ...] = ("top_left", "top_right", "bottom_right", "bottom_left")
 
+# LINE_META rows (an ensemble output): a text line's corners in reading order TL, TR, BR, BL (x, y in the photo's
+# own pixels), its detector score. A row of zeros with score -1 is padding (no line found).
+LINE_META_COLUMNS = 9
+
 STATUS_OK = "ok"
 STATUS_NO_CARD = "no_card"
-# A step's error when its call to a network fails, e.g. while the server restarts: card_warp's to the cropper
-# (the second look), assemble's to the reader (unsure lines read again). Transient, so the gateway answers 503
-# and the client retries.
-ERROR_CROPPER_UNAVAILABLE = "cropper_unavailable"
+# A step's error when its call to a network fails, e.g. while the server restarts: line_crops' to the detector
+# (the second look at a small card), cropper's to the reader (a page read again turned over). Transient, so the
+# gateway answers 503 and the client retries.
+ERROR_DETECTOR_UNAVAILABLE = "detector_unavailable"
 ERROR_READER_UNAVAILABLE = "reader_unavailable"
-STEP_UNAVAILABLE_ERRORS: tuple[str, ...] = (ERROR_CROPPER_UNAVAILABLE, ERROR_READER_UNAVAILABLE)
+STEP_UNAVAILABLE_ERRORS: tuple[str, ...] = (ERROR_DETECTOR_UNAVAILABLE, ERROR_READER_UNAVAILABLE)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from fvi import MODELS_DIR
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 RUN_DIR = Path(os.environ.get("FVI_RUN_DIR", REPO_ROOT / "run"))
-NET_MODELS = ("cropper", "detector", "reader")
+NET_MODELS = ("detector", "reader")  # the models that run an ONNX file; the cropper is a Python step
 PYTHON_SHM_BYTES = 16 * 2**20
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(64 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
                  "MALLOC_TOP_PAD_": str(64 * 2**20)}

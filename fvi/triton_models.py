@@ -13,7 +13,7 @@ import numpy as np
 
 from fvi import pipeline
 from fvi.image_io import ImageError
-from fvi.schema import ERROR_CROPPER_UNAVAILABLE, ERROR_READER_UNAVAILABLE
+from fvi.schema import ERROR_DETECTOR_UNAVAILABLE, ERROR_READER_UNAVAILABLE
 
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
@@ -69,7 +69,8 @@ class _Base:
 
 
 class OnnxModel(_Base):
-    """A network run by onnxruntime; requests gathered by Triton's dynamic batcher run as one batch."""
+    """A network run by onnxruntime; requests gathered by Triton's dynamic batcher run as one batch per input shape
+    (the detector's photos come in several shapes, the reader's crops in several widths)."""
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)
@@ -78,17 +79,24 @@ class OnnxModel(_Base):
         self.output_names = [o["name"] for o in self.config["output"]]
         # warm-up: onnxruntime allocates and picks kernels on the first run; do it before serving
         inp = self.session.get_inputs()[0]
-        shape = [1 if not isinstance(d, int) else d for d in inp.shape]
+        shape = [d if isinstance(d, int) else (1 if i == 0 else 64) for i, d in enumerate(inp.shape)]
         self.session.run(self.output_names, {self.input_name: np.zeros(shape, _ORT_DTYPES[inp.type])})
 
     def execute(self, requests):
         arrays = [self.inp(r, self.input_name) for r in requests]
-        sizes = [len(a) for a in arrays]
-        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)  # alone: no copy of the pixels
-        results = self.session.run(self.output_names, {self.input_name: batch})
-        bounds = np.cumsum(sizes)[:-1]
-        parts = [np.split(r, bounds) for r in results]
-        return [self.out(**{name: p[i] for name, p in zip(self.output_names, parts)}) for i in range(len(requests))]
+        responses = [None] * len(requests)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, a in enumerate(arrays):
+            by_shape.setdefault(a.shape[1:], []).append(i)
+        for members in by_shape.values():
+            parts = [arrays[i] for i in members]
+            batch = parts[0] if len(parts) == 1 else np.concatenate(parts)  # alone: no copy of the pixels
+            results = self.session.run(self.output_names, {self.input_name: batch})
+            bounds = np.cumsum([len(p) for p in parts])[:-1]
+            split = [np.split(r, bounds) for r in results]
+            for j, i in enumerate(members):
+                responses[i] = self.out(**{name: s[j] for name, s in zip(self.output_names, split)})
+        return responses
 
 
 class DecodeModel(_Base):
@@ -97,42 +105,34 @@ class DecodeModel(_Base):
             d = pipeline.stage_decode(_image_bytes(self.inp(request, "IMAGE")))
         except ImageError as e:
             return self.error(f"{e.code}: {e}")
-        return self.out(CROPPER_INPUT=d.cropper_input, LETTERBOX=d.letterbox)
-
-
-class WarpModel(_Base):
-    """The cropper's second look (zoomed on the card) is a BLS call from here to the cropper model, so the
-    photo is decoded once at working size, in this step."""
-
-    def initialize(self, args: dict) -> None:
-        super().initialize(args)
-        self.cropper_model = self.param("cropper_model", "cropper")
-
-    def run_cropper(self, image: np.ndarray) -> np.ndarray:
-        return self.call(self.cropper_model, "image", image, "heatmaps")
-
-    def handle(self, request):
-        try:
-            w = pipeline.stage_warp(_image_bytes(self.inp(request, "IMAGE")), self.inp(request, "LETTERBOX"),
-                                    self.inp(request, "HEATMAPS")[0], self.run_cropper)
-        except ImageError as e:  # decode accepted these bytes, so only a decoder disagreement lands here
-            return self.error(f"{e.code}: {e}")
-        except ModelCallFailed as e:
-            return self.error(f"{ERROR_CROPPER_UNAVAILABLE}: the cropper's second look failed ({e}); retry, or check the server")
-        return self.out(CARD_GRAY=w.card, DETECTOR_INPUT=w.detector_input, CORNERS=w.corners,
-                        CARD_CONFIDENCE=w.confidence, CARD_FOUND=w.found, QUALITY=w.quality)
+        return self.out(DETECTOR_INPUT=d.detector_input, TO_PHOTO=d.to_photo)
 
 
 class LineCropsModel(_Base):
+    """The detector's second look (the text turned level and zoomed) is a BLS call from here to the detector
+    model named by detector_model, so the photo is decoded at working size once, in this step."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.detector_model = self.param("detector_model", "detector")
+
+    def run_detector(self, image: np.ndarray) -> np.ndarray:
+        return self.call(self.detector_model, "image", image, "prob")
+
     def handle(self, request):
-        crops, meta = pipeline.stage_line_crops(self.inp(request, "CARD_GRAY"), self.inp(request, "LINE_MAPS")[0],
-                                                bool(self.inp(request, "CARD_FOUND")[0]))
-        return self.out(READER_INPUT=crops, LINE_META=meta)
+        try:
+            lines = pipeline.stage_line_crops(_image_bytes(self.inp(request, "IMAGE")), self.inp(request, "DETECTOR_PROB")[0],
+                                              self.inp(request, "TO_PHOTO"), self.run_detector)
+        except ImageError as e:  # decode accepted these bytes, so only a decoder disagreement lands here
+            return self.error(f"{e.code}: {e}")
+        except ModelCallFailed as e:
+            return self.error(f"{ERROR_DETECTOR_UNAVAILABLE}: the detector's second look failed ({e}); retry, or check the server")
+        return self.out(READER_INPUT=lines.crops, LINE_META=lines.meta)
 
 
-class AssembleModel(_Base):
-    """Unsure lines are read again from other cuts of their boxes by a BLS call to the reader model named by
-    reader_model (fvi.reader.reread_unsure), so only those lines pay for it."""
+class CropperModel(_Base):
+    """A page read with too few labels is read again turned over: a BLS call to the reader model named by
+    reader_model, so only such pages pay for it."""
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)
@@ -143,12 +143,19 @@ class AssembleModel(_Base):
 
     def handle(self, request):
         try:
-            result = pipeline.stage_assemble(self.inp(request, "CTC_BEST"), self.inp(request, "LINE_META"),
-                                             self.inp(request, "CARD_GRAY"), self.run_reader, self.inp(request, "CORNERS"),
-                                             float(self.inp(request, "CARD_CONFIDENCE")[0]),
-                                             bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"),
-                                             self.inp(request, "CARD_TYPE")[0])
+            card = pipeline.stage_cropper(_image_bytes(self.inp(request, "IMAGE")), self.inp(request, "CTC_BEST"),
+                                          self.inp(request, "LINE_META"), self.run_reader)
+        except ImageError as e:
+            return self.error(f"{e.code}: {e}")
         except ModelCallFailed as e:
-            return self.error(f"{ERROR_READER_UNAVAILABLE}: the second reading of unsure lines failed ({e}); retry, "
-                              "or check the server")
+            return self.error(f"{ERROR_READER_UNAVAILABLE}: reading the page turned over failed ({e}); retry, or check the server")
+        return self.out(CTC_UPRIGHT=card.ctc_best, LINE_META_UPRIGHT=card.meta, CORNERS=card.corners,
+                        CARD_CONFIDENCE=card.confidence, CARD_FOUND=card.found, QUALITY=card.quality)
+
+
+class AssembleModel(_Base):
+    def handle(self, request):
+        result = pipeline.stage_assemble(self.inp(request, "CTC_BEST"), self.inp(request, "LINE_META"),
+                                         self.inp(request, "CORNERS"), float(self.inp(request, "CARD_CONFIDENCE")[0]),
+                                         bool(self.inp(request, "CARD_FOUND")[0]), self.inp(request, "QUALITY"))
         return self.out(RESULT=np.array([result.to_json().encode("utf-8")], dtype=object))

@@ -46,7 +46,7 @@ def not_sent(exc: InferenceServerException) -> bool:
 class EnsembleOutput:
     result: bytes  # the RESULT JSON (fvi.schema.OcrResult)
     corners: np.ndarray | None = None  # 4 x 2, only when asked for (debug)
-    line_meta: np.ndarray | None = None  # N x 6, only when asked for (debug)
+    line_meta: np.ndarray | None = None  # N x LINE_META_COLUMNS (fvi.schema), only when asked for (debug)
 
     def result_dict(self) -> dict:
         return json.loads(self.result)

@@ -12,7 +12,7 @@ STAMP="$VENV/.fvi-setup-$KIND"
 
 # tesseract-ocr + tesseract-ocr-vie: the peer the evaluation (bench/evaluate.py) reports next to ours;
 # mate-backgrounds: photographs the wild capture style (fvi.synth.photo.WILD) lays cards on
-APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-noto-core fonts-liberation2 fonts-roboto fonts-freefont-ttf tesseract-ocr tesseract-ocr-vie mate-backgrounds"
+APT_PACKAGES="libpython3.11 libb64-0d fonts-dejavu-core fonts-dejavu-extra fonts-noto-core fonts-liberation2 fonts-roboto fonts-roboto-slab fonts-freefont-ttf fonts-sil-gentium fonts-sil-charis fonts-sil-andika fonts-inter fonts-open-sans fonts-lato fonts-crosextra-carlito fonts-linuxlibertine fonts-cantarell fonts-ebgaramond fonts-texgyre tesseract-ocr tesseract-ocr-vie mate-backgrounds"
 missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "setup: installing apt packages: $missing"
@@ -35,6 +35,9 @@ fi
 # the server binary only: pytriton's Python API (and its numpy/tritonclient pins) is not used
 "$VENV/bin/pip" install -q --no-deps nvidia-pytriton==0.7.0
 "$VENV/bin/pip" install -q --no-deps -e .
+# training: PP-OCRv4's DB text detector as rapidocr ships it (converters/db_detector.py reads the file only, so
+# none of the package's own dependencies are needed)
+[ "$KIND" = train ] && "$VENV/bin/pip" install -q --no-deps rapidocr_onnxruntime==1.4.4
 # perf_analyzer: the binary inside tritonclient 2.48.0's wheel runs on glibc 2.36 (newer ones need 2.38)
 if [ ! -x "$VENV/bin/perf_analyzer" ]; then
   tmp=$(mktemp -d)

@@ -1,4 +1,4 @@
-"""The shared core on its own: charset, identity rules, geometry, detector/reader pre/post-processing."""
+"""The shared core on its own: charset, identity rules, geometry, text lines, labels, linking and assembly."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fvi import charset, cropper, detector, orthography, reader, word_frequency
+from fvi import charset, labels, linker, orthography, reader, text_detector, word_frequency
 from fvi.assemble import assemble, normalize_field
-from fvi.geometry import CARD_CORNERS, CARD_H, CARD_W, Letterbox, letterbox, quad_is_plausible, warp_card
-from fvi.schema import FIELDS, SINGLE_LINE_FIELDS, OcrResult
+from fvi.geometry import CARD_CORNERS, quad_is_plausible, warp_card
+from fvi.schema import FIELDS, OcrResult, load_template
 from fvi.synth.identity import PROVINCES, IdentityFactory, century_sex_digit, expiry_for
 
 
@@ -122,56 +122,6 @@ def test_word_frequency_costs_rare_and_unknown_words_more_and_numbers_nothing():
     assert word_frequency.cost("Văn Văn") == pytest.approx(2 * word_frequency.cost("văn"))
 
 
-def test_an_id_number_read_short_is_read_again_from_a_wider_box():
-    from fvi.pipeline import read_short_numbers_wider
-
-    def output(text: str) -> np.ndarray:
-        return _reader_output(_sure(text) + [{"": 0.999}] * (40 - 2 * len(text)))
-
-    meta = np.array([[FIELDS.index("id_number"), 300, 100, 500, 130, 1.0], [FIELDS.index("full_name"), 300, 150, 600, 180, 1.0],
-                     [FIELDS.index("date_of_expiry"), 300, 200, 420, 230, 1.0]], np.float32)
-    texts = [("0120300456", 0.9), ("AN", 0.99), ("Không thời hạn", 0.97)]  # two digits of the ID cut off
-    crops = []
-
-    def read(batch: np.ndarray) -> np.ndarray:
-        crops.append(batch)
-        return np.stack([output("001203004567")])
-
-    out = read_short_numbers_wider(texts, meta, np.full((504, 800), 200, np.uint8), read)
-    assert len(crops) == 1 and len(crops[0]) == 1  # only the short number, in one reader call
-    assert out[0][0] == "001203004567" and out[0][1] <= 0.9  # no surer than the first reading
-    assert out[1:] == texts[1:]  # words, and an expiry that never ends, have no digits to miss
-    assert read_short_numbers_wider(out, meta, np.zeros((504, 800), np.uint8), read) == out and len(crops) == 1
-
-
-def test_an_unsure_line_is_read_again_from_other_cuts_of_its_box_and_the_views_vote():
-    def output(steps: list[dict[str, float]]) -> np.ndarray:
-        return _reader_output(steps + [{"": 0.999}] * (12 - len(steps)))
-
-    doubtful = _sure("T") + [{"ầ": 0.6, "â": 0.4}, {"": 0.999}] + _sure("n")
-    first = np.stack([output(doubtful), output(_sure("Nam")), output(_sure(""))])
-    texts = reader.decode(first)
-    assert texts[0][0] == "Tần" and texts[0][1] < reader.REREAD_BELOW <= texts[1][1]
-    read_crops = []
-
-    def read(crops: np.ndarray) -> np.ndarray:  # the other cuts of the unsure line: three read "Tân", one "Tần"
-        read_crops.append(crops)
-        return np.stack([output(_sure("Tân"))] * 3 + [output(doubtful)])
-
-    card = np.full((CARD_H, CARD_W), 200, np.uint8)
-    boxes = [np.array([100, 100, 300, 130], np.float32), np.array([100, 200, 200, 230], np.float32), None]
-    again = reader.reread_unsure(texts, card, boxes, read)
-    assert len(read_crops) == 1 and len(read_crops[0]) == 4  # one reader call, the unsure line's four views only
-    assert again[1:] == texts[1:]  # a sure line and a padding row are left alone
-    assert again[0][0] == "Tân"
-    assert again[0][1] == pytest.approx(3 * 0.999 ** 12 / 5, abs=0.02)  # the view that disagreed counts nothing
-    assert reader.reread_unsure(texts[1:], card, boxes[1:], read) == texts[1:] and len(read_crops) == 1
-    many = [texts[0]] * 20  # a barely read card: only the least sure lines, as many as one reader batch holds
-    read_crops.clear()
-    reader.reread_unsure(many, card, [boxes[0]] * 20, read)
-    assert len(read_crops[0]) == reader.MAX_REREAD_LINES * len(reader.other_views(boxes[0]))
-
-
 def test_identity_follows_id_number_rules():
     ids = IdentityFactory(123)
     for _ in range(50):
@@ -193,15 +143,6 @@ def test_expiry_rules():
     assert expiry_for(dt.date(1950, 1, 1), dt.date(2022, 1, 1)) == "Không thời hạn"
 
 
-def test_letterbox_maps_points_both_ways():
-    img = np.zeros((480, 640, 3), np.uint8)
-    boxed, lb = letterbox(img, 256)
-    assert boxed.shape == (256, 256, 3)
-    pts = np.array([[0, 0], [640, 480], [320, 100]], np.float32)
-    assert np.allclose(lb.to_image(lb.to_input(pts)), pts, atol=1e-3)
-    assert np.allclose(Letterbox.from_array(lb.as_array()).as_array(), lb.as_array())
-
-
 def test_warp_card_inverts_a_known_homography():
     import cv2
 
@@ -217,142 +158,118 @@ def test_warp_card_inverts_a_known_homography():
     assert not quad_is_plausible(corners[[0, 2, 1, 3]], photo.shape)  # self-intersecting
 
 
-def test_cropper_decode_finds_peaks_with_subcell_precision():
-    n = cropper.HEATMAP_SIZE
-    ys, xs = np.mgrid[0:n, 0:n]
-    truth = np.array([[40.3, 50.0], [200.0, 60.6], [210.2, 190.0], [30.0, 180.0]], np.float32)
-    cells = cropper.corner_to_cell(truth)
-    hm = np.stack([np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 2.0) for cx, cy in cells]).astype(np.float32)
-    res = cropper.decode(hm, Letterbox(1.0, 0.0, 0.0), (256, 256))
-    assert res.found and np.abs(res.corners - truth).max() < 1.0
-    assert not cropper.decode(hm * 0.1, Letterbox(1.0, 0.0, 0.0), (256, 256)).found
+def _printed(card_type: str, values: dict[str, list[str]], photo_from_card: np.ndarray,
+             merge_rows: bool = False) -> list[linker.ReadLine]:
+    """The lines a detector and a perfect reader would give for a card front: every printed label and value where
+    the card type's template prints it, mapped into the photo by photo_from_card (3 x 3). merge_rows: a label and
+    the value printed right of it on its row come as one line, as DB often finds them."""
+    template = load_template(card_type)
+    pieces = []  # (x0, y0, x1, y1 on the card, text)
+    for s in template["static_text"]:
+        w, h = 0.42 * s["size"] * len(s["text"]), 1.17 * s["size"]
+        if "center" in s:
+            x, y = s["center"][0] - w / 2, s["center"][1] - h / 2
+        else:
+            x, y = s["origin"]
+        pieces.append([x, y, x + w, y + h, s["text"]])
+    for f in template["fields"]:
+        for line, text in zip(f["lines"], values.get(f["field"], [])):
+            x, y = line["origin"]
+            pieces.append([x, y, x + 0.55 * f["size"] * len(text), y + 1.17 * f["size"], text])
+    if merge_rows:
+        merged = []
+        for p in sorted(pieces, key=lambda p: p[0]):
+            row = next((m for m in merged if abs((m[1] + m[3]) / 2 - (p[1] + p[3]) / 2) < 8 and 0 <= p[0] - m[2] < 60), None)
+            if row is None:
+                merged.append(p)
+            else:
+                row[2], row[4] = p[2], row[4] + " " + p[4]
+        pieces = merged
+    lines = []
+    for x0, y0, x1, y1, text in pieces:
+        quad = cv2.perspectiveTransform(np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float32), photo_from_card)[0]
+        lines.append(linker.ReadLine(quad, text, 0.99))
+    return lines
 
 
-def _look(scores, plausible=True):
-    scores = np.array(scores, np.float32)
-    return cropper.CornerResult(bool(scores.min() >= cropper.CORNER_THRESHOLD and plausible), np.zeros((4, 2), np.float32),
-                                scores, float(scores.min()), plausible)
+CHIP_VALUES = {"id_number": ["001203004567"], "full_name": ["NGUYỄN VĂN AN"], "date_of_birth": ["01/02/2003"],
+               "sex": ["Nam"], "nationality": ["Việt Nam"], "place_of_origin": ["Yên Phong, Bắc Ninh"],
+               "place_of_residence": ["Xã An Phú,", "Tỉnh Bắc Ninh"], "date_of_expiry": ["01/02/2028"]}
+# a card turned 12° and seen at a slant, 1.4 photo pixels per template pixel
+SLANTED = (np.array([[1.4, 0, 300], [0, 1.4, 200], [0, 0, 1]])
+           @ np.vstack([cv2.getRotationMatrix2D((500, 315), 12, 1.0), [0, 0, 1]])
+           @ np.array([[1, 0.05, 0], [0.02, 1, 0], [2e-5, 1e-5, 1]]))
 
 
-@pytest.mark.parametrize("first, second, finds", [
-    (_look([0.9, 0.8, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.06]), True),  # a finger over one corner
-    (_look([0.9, 0.8, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.02]), False),  # the zoomed look sees it no better
-    (_look([0.9, 0.8, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.5], plausible=False), False),
-    (_look([0.9, 0.2, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.06]), False),  # two weak corners: ...
-    (_look([0.9, 0.2, 0.7, 0.04]), _look([0.9, 0.8, 0.7, 0.45]), True),  # ... unless the second look is sure
-    (_look([0.5, 0.4, 0.6, 0.3], plausible=False), _look([0.8, 0.6, 0.7, 0.5]), True),  # one peak off the card
-    (_look([0.9, 0.8, 0.7, 0.04], plausible=False), _look([0.9, 0.8, 0.7, 0.2]), False),  # implausible first, zoomed not sure
-    (_look([0.1, 0.05, 0.08, 0.03]), _look([0.2, 0.1, 0.15, 0.11]), False),  # as on card-free photos
-])
-def test_the_second_look_finds_a_card_the_first_half_saw(first, second, finds):
-    assert cropper.second_look_finds(first, second) is finds
+def _linked_result(lines: list[linker.ReadLine]) -> OcrResult:
+    linked = linker.link(lines)
+    corners = linker.card_corners(linked.anchors, linked.card_type)
+    return assemble(lines, linked, corners, 1.0, np.array([700, 200, 500, 0, 150], np.float32))
 
 
-@pytest.mark.parametrize("photo_shape, quad", [
-    ((900, 1200), [[300, 200], [700, 260], [680, 500], [280, 450]]),  # a card in the middle
-    ((3000, 4000), [[1000, 1000], [3000, 1100], [2900, 2300], [900, 2200]]),  # a 12 MP photo: shrunk
-    ((480, 640), [[500, 300], [630, 330], [620, 470], [490, 440]]),  # a small card in a corner: black outside
-])
-def test_the_second_look_zooms_on_the_card_and_maps_back(photo_shape, quad):
-    quad = np.array(quad, np.float32)
-    photo = np.zeros(photo_shape + (3,), np.uint8)
-    cv2.fillPoly(photo, [np.round(quad * 16).astype(np.int32)], (255, 255, 255), shift=4)
-    view, lb = cropper.refine_view(photo, quad + 5)  # around a first look a little off
-    assert view.shape == (3, cropper.INPUT_SIZE, cropper.INPUT_SIZE) and view.dtype == np.uint8
-    in_view = lb.to_input(quad)
-    assert np.allclose(lb.to_image(in_view), quad, atol=1e-3)
-    span = in_view.max(0) - in_view.min(0)
-    assert span.max() > 0.7 * cropper.INPUT_SIZE  # the card fills the view
-    want = np.zeros((cropper.INPUT_SIZE,) * 2, np.uint8)
-    cv2.fillPoly(want, [np.round(in_view * 16).astype(np.int32)], 1, shift=4)
-    got = view[0] > 127
-    assert (got & (want > 0)).sum() / (got | (want > 0)).sum() > 0.95  # the pixels are where the map says
+@pytest.mark.parametrize("merge_rows", [False, True])
+def test_each_value_is_the_text_its_label_introduces_wherever_the_card_lies(merge_rows):
+    lines = _printed("cccd_chip_2021", CHIP_VALUES, SLANTED, merge_rows)
+    rng = np.random.default_rng(1)
+    lines = [lines[i] for i in rng.permutation(len(lines))]  # the detector's order is no reading order
+    res = _linked_result(lines)
+    assert res.status == "ok" and res.card_type == "cccd_chip_2021"
+    assert {k: f.value for k, f in res.fields.items()} == {
+        **{k: " ".join(v) for k, v in CHIP_VALUES.items()}, "place_of_residence": "Xã An Phú, Tỉnh Bắc Ninh"}
+    assert res.fields["place_of_residence"].lines == ["Xã An Phú", "Tỉnh Bắc Ninh"]  # its two lines, in order
+    assert len(res.line_texts) == len(lines)  # every line's reading, labels included
 
 
-def test_an_unsure_second_look_is_placed_by_its_turned_views_and_decided_by_its_own_peaks():
-    """A stand-in cropper that knows where the card's corners are in a view however it is turned, except that
-    unturned it puts the top-right corner on a background edge, unsurely: the turned views, turned back, outvote
-    that corner; the card's corners peak as the unturned view saw them (the threshold was calibrated on that)."""
-    from fvi.image_io import Photo
-    from fvi.pipeline import second_look
-
-    photo = Photo(np.zeros((600, 800, 3), np.uint8), (800, 600))
-    photo.image[120:260, 180:400] = 255  # a patch off the centre of the view: any turn moves it
-    quad = np.array([[200, 150], [600, 170], [590, 420], [190, 400]], np.float32)
-    first = cropper.corner_result(quad + 6, np.full(4, 0.9, np.float32), (600, 800))  # a first look a little off
-    view, lb = cropper.refine_view(photo.image, first.corners)
-    wrong_top_right = quad[1] + [25, -20]
-
-    def cropper_that_sees(views: np.ndarray) -> np.ndarray:
-        out = []
-        for v in views:
-            turns = next(t for t in range(4) if np.array_equal(v, np.rot90(view, t, axes=(1, 2))))
-            corners = quad.copy()
-            if turns == 0:
-                corners[1] = wrong_top_right
-            heatmaps = np.zeros((4, cropper.HEATMAP_SIZE, cropper.HEATMAP_SIZE), np.float32)
-            for k, (x, y) in enumerate(lb.to_input(corners)):
-                heatmaps[k, int(y) // cropper.STRIDE, int(x) // cropper.STRIDE] = 0.5 if turns == 0 and k == 1 else 1.0
-            out.append(np.rot90(heatmaps, turns, axes=(1, 2)))  # where the turned view has them
-        return np.stack(out)
-
-    assert cropper.quarter_turns(view).shape == (3,) + view.shape
-    seen = second_look(photo, first, cropper_that_sees)
-    cell = cropper.STRIDE / lb.scale  # a heatmap cell, in the photo's pixels
-    assert np.abs(seen.corners - quad).max() <= cell
-    assert seen.found and seen.scores.tolist() == [1.0, 0.5, 1.0, 1.0] and seen.confidence == 0.5
+def test_the_cards_corners_are_placed_from_where_its_labels_were_read():
+    lines = _printed("cccd_chip_2021", CHIP_VALUES, SLANTED)
+    linked = linker.link(lines)
+    assert linked.label_count >= 10 and len(linked.anchors) >= linker.LINK.sure_anchors
+    corners = linker.card_corners(linked.anchors, "cccd_chip_2021")
+    w, h = load_template("cccd_chip_2021")["size"]
+    want = cv2.perspectiveTransform(np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float32), SLANTED)[0]
+    assert np.abs(corners - want).max() < 0.01 * np.linalg.norm(want[2] - want[0])
+    assert linker.card_corners(linked.anchors[:1], "cccd_chip_2021") is None  # one label places no card
 
 
-def test_detector_targets_decode_back_to_line_boxes():
-    boxes = [(0, np.array([400, 186, 640, 230], np.float32)), (6, np.array([668, 496, 960, 530], np.float32)),
-             (6, np.array([272, 542, 800, 576], np.float32) * [1, 504 / 630, 1, 504 / 630])]
-    boxes = [(k, b * np.array([0.8, 0.8, 0.8, 0.8], np.float32)) for k, b in boxes]
-    lines = detector.decode(detector.render_targets(boxes))
-    assert [l.field for l in lines] == [FIELDS[0], FIELDS[6], FIELDS[6]]
-    from fvi.geometry import box_iou
-
-    for line, (_, box) in zip(lines, sorted(boxes, key=lambda kb: (kb[0], kb[1][1]))):
-        assert box_iou(line.box, box) > 0.6
+def test_a_label_is_found_on_its_base_letters_inside_a_line_read_without_marks():
+    found = labels.find_labels("Ho va ten / Full name: NGUYEN VAN AN")
+    assert [m.label.field for m in found] == ["full_name"]
+    assert linker.clean("Ho va ten / Full name: NGUYEN VAN AN"[found[0].end:]) == "NGUYEN VAN AN"
+    assert labels.find_labels("NGUYỄN VĂN AN") == []
 
 
-def test_line_height_is_read_to_a_fraction_of_a_map_cell():
-    """A line box's top and bottom come back within a pixel wherever the line falls across the 6.3-pixel
-    map cells: whole cells would make it up to a third of the line too tall or too short for the reader."""
-    cell = CARD_H / detector.MAP_H
-    for offset in np.linspace(0, cell, 9):
-        for height in (17.0, 22.0, 27.0):
-            box = np.array([120, 200 + offset, 420, 200 + offset + height], np.float32)
-            [line] = detector.decode(detector.render_targets([(1, box)]))
-            assert np.abs(line.box[[1, 3]] - box[[1, 3]]).max() < 1.0, (offset, height, line.box)
+def test_the_card_type_is_told_by_the_labels_it_prints():
+    values = {k: v for k, v in CHIP_VALUES.items() if k in ("id_number", "full_name", "date_of_birth", "sex", "nationality")}
+    res = _linked_result(_printed("can_cuoc_2024", values, SLANTED))
+    assert res.card_type == "can_cuoc_2024" and res.fields["id_number"].value == "001203004567"
+    for name in ("place_of_origin", "place_of_residence", "date_of_expiry"):  # printed on the back: empty, never missing
+        assert res.fields[name].value == "" and res.fields[name].confidence == res.card_type_confidence
+        assert not any(name in w.fields for w in res.warnings if w.code == "field_missing")
 
 
-def test_reader_crop_is_fixed_size_and_normalised():
-    card = np.full((504, 800, 3), 200, np.uint8)
-    card[200:230, 300:500] = 20
-    crop = reader.crop_line(card, np.array([300, 200, 500, 230], np.float32))
-    assert crop.shape == (1, reader.INPUT_H, reader.INPUT_W)
-    assert abs(float(crop[0, :, :200].mean())) < 1.0
+def test_a_card_none_of_whose_labels_was_read_is_still_read_by_the_shape_of_its_values():
+    """Print too small for its labels: the ID by its digits, the earlier date the birth, the later the expiry, Nam
+    or Nữ the sex, Việt Nam the nationality; the card placed by its text's extent, with a low confidence."""
+    values = [l for l in _printed("cccd_chip_2021", CHIP_VALUES | {"date_of_expiry": ["01/02/2028"]}, SLANTED)
+              if not labels.find_labels(l.text)]
+    linked = linker.link(values)
+    assert linked.anchors == [] and linker.card_corners(linked.anchors, linked.card_type) is None
+    corners = linker.text_extent_corners(values, linked)
+    res = assemble(values, linked, corners, 0.0, np.array([700, 200, 500, 0, 150], np.float32))
+    assert {k: res.fields[k].value for k in ("id_number", "date_of_birth", "date_of_expiry", "sex", "nationality")} == {
+        "id_number": "001203004567", "date_of_birth": "01/02/2003", "date_of_expiry": "01/02/2028", "sex": "Nam",
+        "nationality": "Việt Nam"}
+    w, h = load_template("cccd_chip_2021")["size"]
+    card = cv2.perspectiveTransform(np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float32), SLANTED)[0]
+    inside = [cv2.pointPolygonTest(card.reshape(-1, 1, 2), tuple(map(float, c)), True) for c in corners]
+    assert min(inside) > -0.15 * np.linalg.norm(card[2] - card[0])  # about where the card is
+    only_dates = [l for l in values if "/" in l.text]  # no ID number: nothing says this is a card
+    assert linker.text_extent_corners(only_dates, linker.link(only_dates)) is None
 
 
-def test_assemble_joins_wrapped_lines_and_normalises():
-    meta = np.array([[6, 500, 300, 700, 330, 0.9], [6, 200, 340, 700, 370, 0.95], [0, 300, 100, 500, 130, 1.0],
-                     [-1, 0, 0, 0, 0, 0]], np.float32)
-    texts = [("Xã An Phú,", 0.99), ("Tỉnh Bắc Ninh", 0.9), ("0 01 2 03004567", 0.98), ("", 0.0)]
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.array([700, 50, 500, 0, 150], np.float32),
-                   np.array([0.97, 0.02, 0.01], np.float32))
-    assert (res.card_type, res.card_type_confidence) == ("cccd_chip_2021", pytest.approx(0.97))
-    assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
-    assert res.fields["place_of_residence"].confidence == pytest.approx(0.9 * 0.95, abs=1e-4)
-    assert res.fields["id_number"].value == "001203004567"
-    assert res.fields["full_name"].value == "" and res.fields["full_name"].confidence == 0.0
-    assert OcrResult.from_json(res.to_json()) == res
-    assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"
-    assert [normalize_field("date_of_expiry", v) for v in ("Qông thời 5ạn", "Không thời Tn7", "22/05/204")] == [
-        "Không thời hạn", "Không thời hạn", "22/05/204"]
-    # what the card guarantees: sex is Nam or Nữ, the nationality of a citizen's card is Việt Nam
-    assert [normalize_field("sex", v) for v in ("Nừ", "nam", "Nan", "X")] == ["Nữ", "Nam", "Nam", "X"]
-    assert [normalize_field("nationality", v) for v in ("Viêt Nam", "Việt Nan", "Vhệ Nóm", "Lào")] == [
-        "Việt Nam", "Việt Nam", "Việt Nam", "Lào"]
+def test_an_id_number_whose_label_was_not_read_is_known_by_its_digits():
+    lines = [l for l in _printed("cccd_chip_2021", CHIP_VALUES, SLANTED) if not l.text.startswith("Số")]
+    assert _linked_result(lines).fields["id_number"].value == "001203004567"
 
 
 @pytest.mark.parametrize("sex_line, id_number, sex, confidence, code, line_confidence", [
@@ -366,75 +283,85 @@ def test_assemble_joins_wrapped_lines_and_normalises():
 ])
 def test_a_misread_sex_line_takes_the_sex_the_id_number_encodes(sex_line, id_number, sex, confidence, code,
                                                                   line_confidence):
-    meta = np.array([[0, 300, 100, 500, 130, 1.0], [2, 300, 150, 420, 180, 1.0], [3, 300, 200, 340, 230, 1.0]], np.float32)
-    texts = [(id_number, 0.98), ("01/02/1991", 0.99), (sex_line, line_confidence)]
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.97, 0.02, 0.01], np.float32))
+    values = CHIP_VALUES | {"id_number": [id_number], "date_of_birth": ["01/02/1991"], "sex": [sex_line],
+                            "date_of_expiry": ["01/02/2031"]}
+    lines = _printed("cccd_chip_2021", values, SLANTED)
+    for l in lines:
+        l.confidence = line_confidence if l.text == sex_line else 0.96
+    res = _linked_result(lines)
     assert (res.fields["sex"].value, res.fields["sex"].confidence) == (sex, confidence)
     assert res.fields["sex"].lines == [sex_line]
     codes = {w.code for w in res.warnings if "sex" in w.fields}
     assert codes == ({code} if code else set()), codes
 
 
-def test_a_field_keeps_its_surest_lines_up_to_as_many_as_the_card_prints_it_on():
-    # the detector also took a smudge under the ID for an ID line, and the sex line between the residence's two
-    # lines for a third one (a chip card prints residence on two lines, the ID on one)
-    meta = np.array([[0, 300, 100, 500, 130, 1.0], [0, 320, 135, 360, 160, 0.6],
-                     [6, 500, 300, 700, 330, 0.9], [6, 300, 320, 340, 338, 0.7], [6, 200, 340, 700, 370, 0.95]],
-                    np.float32)
-    texts = [("001203004567", 0.98), ("1ým", 0.4), ("Xã An Phú,", 0.99), ("Nữ", 0.9), ("Tỉnh Bắc Ninh", 0.9)]
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.array([0.97, 0.02, 0.01], np.float32))
-    assert (res.fields["id_number"].value, res.fields["id_number"].lines) == ("001203004567", ["001203004567"])
-    assert res.fields["id_number"].confidence == pytest.approx(0.98)
-    assert res.fields["place_of_residence"].value == "Xã An Phú, Tỉnh Bắc Ninh"
-    assert res.fields["place_of_residence"].lines == ["Xã An Phú,", "Tỉnh Bắc Ninh"]
-    assert res.line_texts == [text for text, _ in texts]  # every detected line's reading, taken or not, in row order
-    assert SINGLE_LINE_FIELDS == {"id_number", "full_name", "date_of_birth", "sex", "nationality", "date_of_expiry"}
+def test_values_are_normalised_to_what_the_card_guarantees():
+    assert normalize_field("date_of_birth", "0 1/02 /1990") == "01/02/1990"
+    assert normalize_field("id_number", "0 01 2 03004567") == "001203004567"
+    assert [normalize_field("date_of_expiry", v) for v in ("Qông thời 5ạn", "Không thời Tn7", "22/05/204")] == [
+        "Không thời hạn", "Không thời hạn", "22/05/204"]
+    # what the card guarantees: sex is Nam or Nữ, the nationality of a citizen's card is Việt Nam
+    assert [normalize_field("sex", v) for v in ("Nừ", "nam", "Nan", "X")] == ["Nữ", "Nam", "Nam", "X"]
+    assert [normalize_field("nationality", v) for v in ("Viêt Nam", "Việt Nan", "Vhệ Nóm", "Lào")] == [
+        "Việt Nam", "Việt Nam", "Việt Nam", "Lào"]
 
 
 def test_assembly_answers_whatever_the_reader_read():
-    """Misreads are arbitrary: dates like 00/00/9999 or 29/02/0001, 14-digit IDs, stray punctuation. Whatever
-    they are, assembly answers with findings, never an exception (the serving path runs it on every photo)."""
+    """Misreads are arbitrary: dates like 00/00/9999 or 29/02/0001, 14-digit IDs, stray punctuation, labels where
+    no label is. Whatever they are, linking and assembly answer with findings, never an exception (the serving
+    path runs them on every photo)."""
     rng = np.random.default_rng(7)
     pieces = ["00/00/9999", "29/02/0001", "31/12/9990", "01/01/1900", "Không thời hạn", "03212345678901", "Nam",
-              "Nữ", "Số 2 Dường Số 5 Xã Đàn Huyện", ",", "/", " ", "Việt Nam", "Tỉnh", "9", "S0I"]
+              "Nữ", "Số 2 Dường Số 5 Xã Đàn Huyện", ",", "/", " ", "Việt Nam", "Tỉnh", "9", "S0I", "Họ và tên:",
+              "Quê quán / Place of origin: Số / No.:", "Ngày sinh / Date of birth:", "CĂN CƯỚC"]
     letters = [*charset.CHARS[:80], *"0123456789/,. "]
     for trial in range(300):
-        n = int(rng.integers(1, 12))
-        texts = []
-        for _ in range(n):
-            if rng.random() < 0.5:
-                texts.append(str(rng.choice(pieces)))
-            else:
-                texts.append(charset.normalize("".join(rng.choice(letters, int(rng.integers(0, 20))))))
-        meta = np.array([[int(rng.integers(-1, len(FIELDS))), 300, 40 * i, 600, 40 * i + 30, rng.uniform(0.3, 1)]
-                         for i in range(n)], np.float32)
-        outputs = [_reader_output(_sure(t)) for t in texts]
-        res = assemble([(t, float(rng.uniform(0, 1))) for t in texts], meta, np.zeros((4, 2)), 0.9, True,
-                       np.zeros(5, np.float32), rng.dirichlet(np.ones(3)).astype(np.float32),
-                       lambda i: charset.ctc_beam_search(outputs[i]),
-                       lambda i, text: charset.ctc_log_prob(outputs[i], text))
+        n = int(rng.integers(1, 14))
+        lines = []
+        for i in range(n):
+            text = str(rng.choice(pieces)) if rng.random() < 0.5 else charset.normalize(
+                "".join(rng.choice(letters, int(rng.integers(0, 20)))))
+            x, y, w = rng.uniform(0, 800), rng.uniform(0, 600), rng.uniform(0, 400)
+            quad = np.array([[x, y], [x + w, y], [x + w, y + 30], [x, y + 30]], np.float32) @ rng.normal(1, 0.1, (2, 2))
+            lines.append(linker.ReadLine(quad.astype(np.float32), text, float(rng.uniform(0, 1))))
+        outputs = [_reader_output(_sure(l.text)) for l in lines]
+        linked = linker.link(lines)
+        corners = linker.card_corners(linked.anchors, linked.card_type)
+        res = assemble(lines, linked, np.zeros((4, 2)) if corners is None else corners, 0.9, np.zeros(5, np.float32),
+                       lambda i: charset.ctc_beam_search(outputs[i]), lambda i, text: charset.ctc_log_prob(outputs[i], text))
         assert set(res.fields) == set(FIELDS), trial
-        assert len(res.line_texts) == int((meta[:, 0] >= 0).sum()), trial
+        assert len(res.line_texts) == n, trial
 
 
-def test_a_2024_card_reports_its_back_side_fields_empty_and_never_missing():
-    front = [("001203004567", 0.99), ("NGUYỄN VĂN AN", 0.98), ("01/02/2003", 0.99), ("Nam", 0.99), ("Việt Nam", 0.99)]
-    meta = np.array([[FIELDS.index(f), 300, 100 + 40 * i, 500, 130 + 40 * i, 1.0]
-                     for i, f in enumerate(("id_number", "full_name", "date_of_birth", "sex", "nationality"))]
-                    + [[6, 200, 340, 700, 370, 0.95]], np.float32)
-    texts = front + [("stray line the detector gave residence", 0.9)]
-    type_2024 = np.array([0.01, 0.04, 0.95], np.float32)
-    res = assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), type_2024)
-    assert res.card_type == "can_cuoc_2024"
-    for name in ("place_of_origin", "place_of_residence", "date_of_expiry"):
-        assert res.fields[name].value == "" and res.fields[name].confidence == pytest.approx(0.95)
-        assert not any(name in w.fields for w in res.warnings if w.code == "field_missing")
-    # a card the reader could hardly read (its name unread): "not printed here" is no surer than what was read
-    res = assemble(texts[:1] + texts[-1:], meta[[0, -1]], np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), type_2024)
-    assert any(w.code == "field_missing" and w.fields == ["full_name"] for w in res.warnings)
-    assert all(res.fields[name].confidence == 0.0 for name in ("place_of_origin", "place_of_residence", "date_of_expiry"))
-    with pytest.raises(ValueError, match="expected 3 values"):
-        assemble(texts, meta, np.zeros((4, 2)), 0.9, True, np.zeros(5, np.float32), np.ones(2, np.float32))
+def test_text_lines_come_back_from_the_detectors_map_in_photo_pixels_and_reading_order():
+    """DB's map marks each line shrunk; decoding grows it back (unclip) and scales it to the photo. A page turned
+    a quarter gives lines whose reading order follows the text, not the image axes."""
+    prob = np.zeros((320, 480), np.float32)
+    prob[100:112, 40:300] = 0.9  # a line, shrunk as DB marks it
+    prob[200:216, 60:200] = 0.8
+    lines = text_detector.decode(prob, np.array([2.0, 2.0], np.float32))
+    assert len(lines) == 2
+    for line, (x0, y0, x1, y1) in zip(sorted(lines, key=lambda l: l.quad[:, 1].mean()), [(40, 100, 300, 112), (60, 200, 200, 216)]):
+        q = line.quad / 2
+        assert q[:, 0].min() < x0 <= x1 < q[:, 0].max() and q[:, 1].min() < y0 <= y1 < q[:, 1].max()
+        assert q[:, 0].max() - q[:, 0].min() < (x1 - x0) + 4 * (y1 - y0)  # grown back by about its height, no more
+        assert text_detector.PARAMS.box_threshold < line.score <= prob[y0:y1, x0:x1].max()
+    upright = text_detector.orient(lines[0].quad, 0.0)
+    assert upright[1, 0] > upright[0, 0] and upright[3, 1] > upright[0, 1]  # TL → TR runs along +x
+    quarter = text_detector.orient(lines[0].quad, np.pi / 2)  # text running down the photo
+    assert quarter[1, 1] > quarter[0, 1]
+
+
+def test_a_reader_crop_of_a_slanted_line_is_the_line_made_level():
+    gray = np.full((400, 600), 220, np.uint8)
+    quad = np.array([[100, 150], [400, 100], [405, 130], [105, 180]], np.float32)  # a dark line at a slant
+    cv2.fillPoly(gray, [quad.astype(np.int32)], 20)
+    crop = reader.cut_quad(gray, quad)
+    assert crop.shape[0] == reader.INPUT_H and crop.dtype == np.uint8
+    dark = crop < crop.mean()
+    rows = dark.mean(axis=1)
+    assert rows[reader.INPUT_H // 2] > 0.8  # the line runs through the middle of the crop, end to end
+    assert rows[0] < 0.2 and rows[-1] < 0.2
 
 
 def test_a_large_photo_is_read_like_its_smaller_self_with_corners_in_its_own_pixels():

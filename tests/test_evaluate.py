@@ -8,25 +8,31 @@ without flaking on a small sample.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench import tesseract_peer
 from bench.compare import NotComparable, compare, main as compare_main, mcnemar_p
-from bench.evaluate import (ACCEPTED, RETAKE, VERDICT, Outcome, capture_verdict, corner_errors, ensure_test_set, evaluate,
-                            interval, slices, trained_card_types, wilson_interval, write_report)
-from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
+from bench.evaluate import (ACCEPTED, RETAKE, TRAINED_NETS, VERDICT, Item, Outcome, capture_verdict, card_types_by_model,
+                            common_card_types, corner_errors, ensure_test_set, evaluate, fields_right, interval,
+                            line_counts, match_lines, score, slices, trained_card_types, wilson_interval, write_report)
+from fvi import reader
+from fvi.image_io import encode_jpeg
+from fvi.pipeline import work_photo
+from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS, LINE_META_COLUMNS
 from fvi.synth.dataset import generate
 
 CARDS = 8  # per card type
 NO_CARD_IMAGES = 5
 TESSERACT_CARDS = 1
 QUICK_CARD_TYPES = CARD_TYPES
-# Overall over the three types, well below what the served models reach (reports/eval.md: 98% found,
-# 94% ID, 98% card type): a broken model or graph falls under them, a small sample does not.
+# Overall over the three types, well below what the served pipeline reaches on these 24 cards (92% found, 88% ID,
+# 88% card type, line recall 76% and precision 87% against every printed line): a broken model or graph falls
+# under them, a small sample does not.
 FLOORS = {"card_found": 0.6, "id_number": 0.5, "no_card_recognised": 0.8, "orientation_right": 0.9,
-          "card_type_identified": 0.6}
+          "card_type_identified": 0.6, "line_recall": 0.6, "line_precision": 0.7}
 
 
 @pytest.mark.e2e
@@ -42,7 +48,9 @@ def test_small_evaluation_writes_the_report_with_tesseract_rows(triton, tmp_path
     assert (served["cards"], served["card_free_images"]) == (CARDS * len(QUICK_CARD_TYPES), NO_CARD_IMAGES)
     for figure, floor in FLOORS.items():
         assert served[figure] >= floor, f"served ensemble {figure}: {served[figure]:.0%}, expected at least {floor:.0%}"
-    assert served["mean_corner_error_pct"] <= 3.0
+    # corners come from the labels read (a homography to where the card type prints them): the far corners of a
+    # card few of whose labels were read land several percent off (on these 24 cards, mean 7.9%)
+    assert served["mean_corner_error_pct"] <= 15.0
     assert served["exact_match"]["date_of_birth"] >= 0.6
     assert report["agreement_ensemble_reference"] >= 0.9, "the ensemble and the in-process pipeline disagree"
     assert report["systems"]["reference"]["overall"]["id_number"] >= FLOORS["id_number"]
@@ -162,15 +170,130 @@ def test_every_card_falls_in_one_bucket_per_condition():
 
 
 def test_trained_types_are_what_every_model_card_records(tmp_path):
-    cards = {"cropper": {}, "detector": {"data": {"train": {"card_types": list(CARD_TYPES)}}},
-             "reader": {"data": {"train": {"card_types": ["cccd_2016", "cccd_chip_2021"]}}}}
+    """Only nets trained on our cards count (the reader; the DB detector is PP-OCRv4 as shipped, the cropper has no net)."""
+    cards = {"reader": {"data": {"train": {"card_types": ["cccd_2016", "cccd_chip_2021"]}}}, "older": {}}
     for net, card in cards.items():
         (tmp_path / f"{net}.metrics.json").write_text(json.dumps(card))
-    assert trained_card_types(tmp_path) == ("cccd_chip_2021",)  # a card without data: chip 2021 only
-    cards["cropper"] = cards["detector"]
-    (tmp_path / "cropper.metrics.json").write_text(json.dumps(cards["cropper"]))
-    assert trained_card_types(tmp_path) == ("cccd_chip_2021", "cccd_2016")
+    assert TRAINED_NETS == ("reader",)
+    assert trained_card_types(tmp_path) == ("cccd_chip_2021", "cccd_2016")  # in CARD_TYPES order
+    by_model = card_types_by_model(tmp_path, ("reader", "older"))
+    assert by_model["older"] == ("cccd_chip_2021",)  # a card without data: chip 2021 only
+    assert common_card_types(by_model) == ("cccd_chip_2021",)
     assert set(trained_card_types()) <= set(CARD_TYPES)
+
+
+def _quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """An upright line's corners TL, TR, BR, BL."""
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def _turned(quad: np.ndarray, degrees: float, centre=(500.0, 500.0)) -> np.ndarray:
+    t = np.radians(degrees)
+    r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]], np.float32)
+    return (quad - centre) @ r.T + centre
+
+
+def test_a_label_and_its_value_found_as_one_line_are_both_found():
+    label, value = _quad(100, 100, 250, 120), _quad(260, 100, 290, 120)  # font bands: the ink is inside
+    joined = _quad(95, 103, 295, 118)  # DB's box round both, hugging the ink
+    assert match_lines([joined], [label, value]) == {0: [0, 1]}
+    assert match_lines([np.roll(joined, 2, axis=0)], [label, value]) == {0: [1, 0]}  # read the other way up
+    assert match_lines([_quad(98, 103, 252, 118), _quad(258, 103, 292, 118)], [label, value]) == {0: [0], 1: [1]}
+
+
+def test_a_line_split_in_two_or_inside_a_box_spanning_the_card_is_not_found():
+    line, other = _quad(100, 200, 400, 220), _quad(100, 260, 300, 280)
+    assert match_lines([_quad(98, 203, 240, 218), _quad(260, 203, 402, 218)], [line]) == {}  # not found whole
+    assert match_lines([_quad(0, 0, 1000, 600)], [line, other]) == {}  # holds both, finds neither
+    # beside a good box the one spanning the card holds nothing: the good one is found, the big one is not
+    assert match_lines([_quad(0, 0, 1000, 600), _quad(98, 203, 402, 218)], [line, other]) == {1: [0]}
+
+
+def test_lines_of_a_turned_card_are_matched_as_polygons():
+    """At 40° the axis-aligned boxes of two neighbouring lines overlap more than the lines do: polygons tell them apart."""
+    upper, lower = _turned(_quad(200, 400, 800, 430), 40), _turned(_quad(200, 440, 800, 470), 40)
+    found_lower, found_upper = _turned(_quad(195, 443, 805, 467), 40), _turned(_quad(195, 403, 805, 427), 40)
+    assert match_lines([found_lower, found_upper], [upper, lower]) == {0: [1], 1: [0]}
+    between = _turned(_quad(195, 420, 805, 450), 40)  # half of each: holds neither
+    assert match_lines([between], [upper, lower]) == {}
+
+
+def _truth() -> dict:
+    fields = {f: "" for f in FIELDS} | {"sex": "Nữ", "id_number": "001087012345"}
+    return {"card_type": "cccd_2016", "corners": [[0, 0], [1000, 0], [1000, 630], [0, 630]], "fields": fields,
+            "lines": [{"field": "id_number", "text": "001087012345", "polygon": _quad(300, 100, 500, 130).tolist()},
+                      {"field": "sex", "text": "Nữ", "polygon": _quad(260, 200, 290, 220).tolist()}],
+            "labels": [{"text": "Số:", "polygon": _quad(200, 100, 260, 130).tolist()},
+                       {"text": "Giới tính:", "polygon": _quad(100, 200, 250, 220).tolist()}]}
+
+
+def _served(texts: list[str], quads: list[np.ndarray]) -> tuple[dict, np.ndarray]:
+    """A served answer: RESULT with the lines' texts, and LINE_META with a padding row."""
+    meta = np.array([[*q.reshape(-1), 0.9] for q in quads] + [[0] * 8 + [-1]], np.float32)
+    assert meta.shape[1] == LINE_META_COLUMNS
+    result = {"status": "ok", "card_type": "cccd_2016", "corners": None, "line_texts": texts,
+              "fields": {"sex": {"value": "Nữ", "confidence": 0.99},
+                         "id_number": {"value": "001087012345", "confidence": 0.99}}}
+    return result, meta
+
+
+def test_line_figures_count_labels_and_read_joined_lines_against_their_texts():
+    truth = _truth()
+    # the ID with its label as one line, read right; the sex row as one line with a missing mark; a stray line on
+    # the card; text of the scene beside it (off the card: neither right nor wrong)
+    result, meta = _served(["Số: 001087012345", "Giới tinh: Nữ", "ỷ", "SALE 50%"],
+                           [_quad(195, 103, 505, 127), _quad(95, 203, 295, 218), _quad(700, 500, 760, 520),
+                            _quad(1100, 700, 1300, 740)])
+    counts = line_counts(result, meta, truth)
+    assert (counts["true"], counts["true_found"], counts["predicted"], counts["predicted_found"]) == (4, 4, 3, 2)
+    chars = len("Số: 001087012345") + len("Giới tính: Nữ")
+    assert (counts["edits"], counts["chars"], counts["read_right"]) == (1, chars, 1)
+
+    item = Item(Path("cccd_2016/card_000.jpg"), truth, 0)
+    ours = score([item], {item.name: Outcome(result, meta)})
+    assert (ours["line_recall"], ours["line_precision"], ours["reader_line_accuracy"]) == (1.0, round(2 / 3, 4), 0.5)
+    assert ours["reader_cer"] == round(1 / counts["chars"], 5)
+    # another reader on our lines: its reading is scored, our detector's lines are not its figures
+    peer = score([item], {item.name: Outcome(result, meta, detected_lines=False)})
+    assert peer["line_recall"] is None and peer["line_precision"] is None and peer["reader_cer"] == ours["reader_cer"]
+    # a card the pipeline did not find still counts its lines: a detector miss may be why
+    lost = score([item], {item.name: Outcome(dict(result, status="no_card", fields={}), meta)})
+    assert lost["card_found"] == 0.0 and lost["line_recall"] == 1.0
+
+
+def test_tesseract_reads_the_ensembles_line_crops_and_our_linker_makes_the_card(monkeypatch):
+    """The line-crop route with a perfect reader in Tesseract's place: the crops are the LINE_META lines cut from
+    the photo at working size, in row order, and our linker and assembly make the fields of what was read."""
+    sample = next(generate(1, 4300 + CARD_TYPES.index("cccd_2016"), "cccd_2016"))
+    truth = sample.ground_truth()
+    printed = truth["lines"] + truth["labels"]
+    meta = np.array([[*np.asarray(p["polygon"], np.float32).reshape(-1), 0.9] for p in printed], np.float32)
+    texts = iter(p["text"] for p in printed)
+
+    def read(crop: np.ndarray) -> tuple[str, float]:
+        assert crop.dtype == np.uint8 and crop.ndim == 2 and crop.shape[0] == reader.INPUT_H
+        return next(texts), 0.99
+
+    monkeypatch.setattr(tesseract_peer, "read_line", read)
+    result = tesseract_peer.read_line_crops(sample.capture.jpeg, meta)
+    assert next(texts, None) is None, "every line is read once"
+    assert result["status"] == "ok" and result["card_type"] == "cccd_2016" and result["corners"] is None
+    right = fields_right(result, truth)
+    assert all(right[f] for f in ("id_number", "full_name", "date_of_birth", "sex", "nationality")), result["fields"]
+    assert result["line_texts"] == [p["text"] for p in printed]
+
+
+def test_line_crops_are_cut_where_the_photo_pixels_say_on_a_reduced_decode():
+    """LINE_META is in the photo's own pixels; a photo over fvi.pipeline.WORK_MAX_SIDE is cut from its reduced decode."""
+    photo = np.full((2400, 3200, 3), 255, np.uint8)
+    photo[1200:1260, 2000:2600] = 0  # a black bar where a line would be
+    data = encode_jpeg(photo)
+    assert work_photo(data).scale[0] < 1
+    bar, blank = tesseract_peer.line_crops(data, np.array([[*_quad(2000, 1200, 2600, 1260).reshape(-1), 0.9],
+                                                           [*_quad(400, 400, 1000, 460).reshape(-1), 0.9],
+                                                           [0] * 8 + [-1]], np.float32))
+    middle = (slice(12, 20), slice(bar.shape[1] // 3, 2 * bar.shape[1] // 3))
+    assert bar[middle].mean() < 40 and blank[middle].mean() > 215
 
 
 def test_a_type_tested_alone_gets_the_photos_of_the_full_set(tmp_path):
@@ -182,6 +305,16 @@ def test_a_type_tested_alone_gets_the_photos_of_the_full_set(tmp_path):
     truth = items[0].truth
     assert truth["absent_fields"] == [f for f in FIELDS if f not in CARD_FIELDS["can_cuoc_2024"]]
     assert all(truth["fields"][f] == "" for f in truth["absent_fields"]) and truth["fields"]["id_number"]
+
+
+def test_a_test_set_written_before_truth_had_labels_is_written_again(tmp_path):
+    """The detector figures count the printed labels, so a set whose ground truth lacks them is stale."""
+    item = ensure_test_set(tmp_path, 4300, 1, 0, ("cccd_2016",))[0]
+    jpeg, stale = item.path.read_bytes(), dict(item.truth)
+    del stale["labels"]
+    item.path.with_suffix(".json").write_text(json.dumps(stale), encoding="utf-8")
+    again = ensure_test_set(tmp_path, 4300, 1, 0, ("cccd_2016",))[0]
+    assert again.truth["labels"] == item.truth["labels"] and again.path.read_bytes() == jpeg
 
 
 def test_invented_word_cards_are_a_test_set_of_their_own(tmp_path):

@@ -180,10 +180,10 @@ def test_invalid_result_does_not_quote_field_values():
     ("failed to connect to all addresses", "StatusCode.UNAVAILABLE", 503, "triton_unavailable"),
     ("Server is stopping, scheduler for model has stopped accepting new inference requests", "StatusCode.UNAVAILABLE", 503, "triton_unavailable"),
     ("Request for unknown model: 'fvi_ensemble' has no available versions", "StatusCode.NOT_FOUND", 503, "triton_unavailable"),
-    ("in ensemble 'fvi_ensemble', cropper_unavailable: the cropper's second look failed (Server is stopping); retry",
-     "StatusCode.INTERNAL", 503, "triton_unavailable"),  # card_warp's BLS call during a restart
-    ("in ensemble 'fvi_ensemble', reader_unavailable: the second reading of unsure lines failed (Server is stopping); "
-     "retry", "StatusCode.INTERNAL", 503, "triton_unavailable"),  # assemble's BLS call during a restart
+    ("in ensemble 'fvi_ensemble', detector_unavailable: the detector's second look failed (Server is stopping); retry",
+     "StatusCode.INTERNAL", 503, "triton_unavailable"),  # line_crops' BLS call during a restart
+    ("in ensemble 'fvi_ensemble', reader_unavailable: reading the page turned over failed (Server is stopping); "
+     "retry", "StatusCode.INTERNAL", 503, "triton_unavailable"),  # cropper's BLS call during a restart
     ("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED", 504, "triton_timeout"),
     ("onnxruntime exploded", "StatusCode.INTERNAL", 502, "triton_error"),
 ])

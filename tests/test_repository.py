@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from converters.install_engines import NETS, config_variants, install, load_config, validate
@@ -77,13 +76,12 @@ def test_nets_batch_dynamically():
         assert len({repr(x) for x in io.values()}) == 1, f"{net}: variants disagree on inputs/outputs: {io}"
 
 
-def test_a_cards_second_reading_fits_one_reader_batch():
-    from fvi import pipeline, reader
+def test_every_line_of_a_photo_fits_one_reader_batch():
+    from fvi import text_detector
 
-    views = len(reader.other_views(np.array([0, 0, 100, 20], np.float32)))
     for variant, cfg in config_variants(REPO / "reader").items():
-        assert cfg.max_batch_size >= pipeline.MAX_LINES, variant  # the first reading: every line of a card
-        assert cfg.max_batch_size >= reader.MAX_REREAD_LINES * views, variant  # assemble's one BLS call
+        # the first reading and the one turned over (the cropper's BLS call): every line the detector keeps
+        assert cfg.max_batch_size >= text_detector.PARAMS.max_lines, variant
 
 
 @pytest.mark.parametrize("net", NETS)
@@ -130,7 +128,7 @@ def test_a_server_of_stale_models_is_refused_before_it_starts(tmp_path):
 
     repo = tmp_path / "model_repository"
     shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns("*.onnx", "*.plan"))
-    with pytest.raises(RuntimeError, match="lacks cropper, detector, reader/1/model.onnx: run 'make engines'"):
+    with pytest.raises(RuntimeError, match="lacks detector, reader/1/model.onnx: run 'make engines'"):
         check_model_repository(repo)
     assert install(MODELS, repo) == 0
     check_model_repository(repo)  # the committed models: fine

@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fvi import detector, quality, validate
-from fvi.geometry import warp_card
+from fvi import quality, validate
 from fvi.image_io import decode_image
 from fvi.schema import FieldResult
 from fvi.synth.dataset import generate
@@ -64,7 +63,7 @@ def test_capture_problems_become_warnings():
     sample = next(generate(1, seed=5152))
     image = decode_image(sample.capture.jpeg)
     corners = np.array(sample.capture.corners, np.float32)
-    card = detector.resize(warp_card(image, corners))  # quality is judged on the detector's view
+    card = quality.card_view(image, corners)
 
     def codes(img_shape, c, flat) -> set[str]:
         return {w.code for w in quality.warnings(quality.measure(img_shape, c, flat))}

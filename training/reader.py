@@ -15,9 +15,10 @@ from training.make_data import MIN_SOURCE_LINE_PX
 from training.nets import ReaderNet, TopClasses
 
 
-# The cache files a reader trains on, reader_<kind>_<split>.npz (training.make_data): `cards` are the line crops
-# of --flat's cards, `cards-<capture>` those of --reader-cards in that capture style, `lines` rendered lines.
-DEFAULT_DATA = "cards,lines"
+# The cache files a reader trains on, reader_<kind>_<split>.npz (training.make_data): `det-<capture>` are the
+# lines the served text detector finds on photographed cards (values and labels, --reader-det), `lines` rendered
+# lines over the whole charset.
+DEFAULT_DATA = "det-mild,det-wild,det-mild-invented,lines"
 
 
 def _load(split: str, kinds: tuple[str, ...] | list[str]):
@@ -142,8 +143,8 @@ def train(a) -> None:
 
 
 def _val_card_kinds() -> list[str]:
-    """The validation card crops there are: `cards` (the --flat cards') and each `cards-<capture>`."""
-    return ["cards", *sorted(p.name.split("_")[1] for p in CACHE.glob("reader_cards-*_val.npz"))]
+    """The validation card crops there are: each `det-<capture>` (lines the served detector cut)."""
+    return sorted(p.name.split("_")[1] for p in CACHE.glob("reader_det-*_val.npz"))
 
 
 def evaluate(a) -> dict:
@@ -151,7 +152,7 @@ def evaluate(a) -> dict:
 
     sess = ort.InferenceSession(str(a.onnx), providers=["CPUExecutionProvider"])
     predict = lambda ims, ws: sess.run(None, {"line": _to_tensor(ims, ws).numpy()})[0]  # noqa: E731
-    m = {f"card_line_crops{k[len('cards'):].replace('-', '_')}": evaluate_arrays(predict, *_load("val", (k,)))
+    m = {f"detected_lines{k[len('det'):].replace('-', '_')}": evaluate_arrays(predict, *_load("val", (k,)))
          for k in _val_card_kinds()} | {"rendered_lines": evaluate_arrays(predict, *_load("val", ("lines",)))}
     print(json.dumps(m, indent=2))
     return m
@@ -160,7 +161,7 @@ def evaluate(a) -> dict:
 def export_cmd(a) -> None:
     model = ReaderNet()
     model.load_state_dict(torch.load(RUNS / "reader.pt"))
-    ims, ws, _ = _load("val", ("cards",))
+    ims, ws, _ = _load("val", _val_card_kinds()[:1])
     example = _to_tensor(ims[:8], ws[:8])
     info = export(TopClasses(model.eval()), example, MODELS / "reader.onnx", "line", "ctc_best",
                   dynamic_axes={"line": {0: "batch", 3: "width"}, "ctc_best": {0: "batch", 1: "steps"}},
@@ -178,11 +179,10 @@ def export_cmd(a) -> None:
                      "beam search over the second guesses, weighing spelling and general word frequency, for a line with a word "
                      f"Vietnamese cannot spell or read with confidence under {reader.SEARCH_BELOW:g}; the held-out metrics above are of that "
                      "decoding). "
-                     "`card_line_crops` are lines cut from photographed cards (wild capture; `_mild`: mild capture) "
-                     "warped with cropper-like corner error and detector-like box jitter (and in training, half of them scaled "
-                     "as a detector box up to a fifth too tall or too short would: training.reader._box_height_error); "
-                     "`rendered_lines` are random "
-                     "strings over the whole charset. Lines under "
+                     "`detected_lines` are the lines the served text detector (fvi.text_detector, PP-OCRv4 DB) finds on "
+                     "photographed synthetic cards, values and printed labels both, cut as the pipeline cuts them "
+                     "(fvi.reader.cut_quad; `_mild`/`_wild`: capture style, `_invented`: invented names and places); "
+                     "`rendered_lines` are random strings over the whole charset. Lines under "
                      f"{MIN_SOURCE_LINE_PX:g} px tall in the photo are left out of the training crops: unreadable there.",
                      data_files=tuple(f"reader_{k}_{{split}}.npz" for k in trained_data(args, DEFAULT_DATA)))
 
@@ -190,7 +190,7 @@ def export_cmd(a) -> None:
 def main() -> None:
     def options(t) -> None:
         t.add_argument("--data", default=DEFAULT_DATA, help="comma-separated cache kinds to train on (reader_<kind>_train.npz), "
-                                                            "e.g. cards-mild,cards-wild,lines (default %(default)s)")
+                                                            "e.g. det-mild,det-wild,lines (default %(default)s)")
         # how a batch's CTC loss weighs its lines: torch's mean divides each line's loss by its length, so the 2
         # letters of a sex value weigh as much as an address line's 60; summed per line (as PaddleOCR's CTC loss
         # is) every character weighs the same, and the long lines, where the misreadings are, pull harder

@@ -2,6 +2,7 @@
 
 Deterministic for a seed: the same seed writes byte-identical files. Every card type of
 fvi.schema.CARD_TYPES can be rendered; `--card-type mixed` draws the type of each card with the seed.
+`--domain held_out` draws them in the render domain no training data used (fvi.synth.domain).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tqdm import tqdm
 
 from fvi.schema import CARD_FIELDS, CARD_TYPES, FIELDS
 from fvi.synth.card import CardRenderer
-from fvi.synth.identity import Identity, IdentityFactory
+from fvi.synth.domain import DOMAINS, TRAIN, RenderDomain
+from fvi.synth.identity import HeldOutIdentityFactory, Identity, IdentityFactory
 from fvi.synth.photo import CAPTURE_STYLES, MILD, Capture, CaptureStyle, photograph
 
 
@@ -33,6 +35,7 @@ class Sample:
     capture: Capture
     identity: Identity  # every field, also those the card type does not print
     card_type: str
+    domain: str = TRAIN.name  # the render domain it was drawn in (fvi.synth.domain)
 
     @property
     def absent_fields(self) -> list[str]:
@@ -48,9 +51,11 @@ class Sample:
         return {
             "image": f"{self.name}.jpg",
             "card_type": self.card_type,
+            "domain": self.domain,
             "corners": _points(self.capture.corners),
             "corner_order": ["top_left", "top_right", "bottom_right", "bottom_left"],
             "lines": [{"field": l.field, "text": l.text, "polygon": _points(l.polygon)} for l in self.capture.lines],
+            "labels": [{"text": l.text, "polygon": _points(l.polygon)} for l in self.capture.labels],
             "fields": self.fields(),
             "absent_fields": self.absent_fields,
             "conditions": self.capture.conditions,
@@ -67,13 +72,13 @@ def resolve_card_types(card_type: str = CARD_TYPES[0], card_types: Sequence[str]
 
 
 class TypedRenderers:
-    """One CardRenderer per card type; pick() draws a type per card with the caller's rng.
+    """One CardRenderer per card type, all in one render domain; pick() draws a type per card with the caller's rng.
 
     With a single type nothing is drawn, so a one-type set is the same as before types could mix."""
 
-    def __init__(self, types: Sequence[str]) -> None:
+    def __init__(self, types: Sequence[str], domain: RenderDomain = TRAIN) -> None:
         self.types = tuple(types)
-        self.renderers = {t: CardRenderer(t) for t in self.types}
+        self.renderers = {t: CardRenderer(t, domain) for t in self.types}
 
     def pick(self, rng: np.random.Generator) -> CardRenderer:
         if len(self.types) == 1:
@@ -81,17 +86,29 @@ class TypedRenderers:
         return self.renderers[self.types[int(rng.integers(len(self.types)))]]
 
 
+def identity_factory(seed: int, invented_words: bool = False, domain: RenderDomain = TRAIN) -> IdentityFactory:
+    """The domain's identities: the name lists (their words invented if asked), or the held-out sources."""
+    if domain.identities == "held_out":
+        if invented_words:
+            raise ValueError(f"the {domain.name} domain draws its own words: invented_words does not apply")
+        return HeldOutIdentityFactory(seed)
+    return IdentityFactory(seed, invented_words)
+
+
 def generate(count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None,
-             style: CaptureStyle = MILD, invented_words: bool = False) -> Iterator[Sample]:
+             style: CaptureStyle = MILD, invented_words: bool = False, domain: RenderDomain = TRAIN) -> Iterator[Sample]:
     """`count` photographed cards of `card_type` ("mixed": any of CARD_TYPES), or of a type drawn per card
     from `card_types`, captured in `style` (fvi.synth.photo), their names and places from the name lists or
-    invented (fvi.synth.identity.invent_words). The same arguments give the same samples."""
+    invented (fvi.synth.identity.invent_words), drawn in the render `domain` (fvi.synth.domain: TRAIN, what
+    every training set used, or HELD_OUT, which brings its own values). The same arguments give the same samples."""
     rng = np.random.default_rng(seed)
-    ids, renderers = IdentityFactory(seed, invented_words), TypedRenderers(resolve_card_types(card_type, card_types))
+    ids = identity_factory(seed, invented_words, domain)
+    renderers = TypedRenderers(resolve_card_types(card_type, card_types), domain)
     for i in range(count):
         identity = ids.make()
         renderer = renderers.pick(rng)
-        yield Sample(f"{seed:04d}_{i:05d}", photograph(renderer.render(identity, rng), rng, style=style), identity, renderer.card_type)
+        yield Sample(f"{seed:04d}_{i:05d}", photograph(renderer.render(identity, rng), rng, style=style), identity,
+                     renderer.card_type, domain.name)
 
 
 def load_ground_truth(folder: Path) -> list[tuple[Path, dict]]:
@@ -99,10 +116,10 @@ def load_ground_truth(folder: Path) -> list[tuple[Path, dict]]:
 
 
 def write(out: Path, count: int, seed: int, card_type: str = CARD_TYPES[0], card_types: Sequence[str] | None = None,
-          style: CaptureStyle = MILD, invented_words: bool = False) -> None:
+          style: CaptureStyle = MILD, invented_words: bool = False, domain: RenderDomain = TRAIN) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for s in tqdm(generate(count, seed, card_type, card_types, style, invented_words), total=count, desc=f"cards → {out}",
-                  unit="card"):
+    for s in tqdm(generate(count, seed, card_type, card_types, style, invented_words, domain), total=count,
+                  desc=f"cards → {out}", unit="card"):
         (out / f"{s.name}.jpg").write_bytes(s.capture.jpeg)
         (out / f"{s.name}.json").write_text(json.dumps(s.ground_truth(), ensure_ascii=False, indent=1), encoding="utf-8")
 
@@ -120,12 +137,18 @@ def main(argv: list[str] | None = None) -> None:
                     help="capture style: mild (what the committed models know) or wild (issue 3's range); default %(default)s")
     ap.add_argument("--invented-words", action="store_true",
                     help="names, streets, communes and districts of random syllables instead of the name lists' words")
+    ap.add_argument("--domain", default=TRAIN.name, choices=list(DOMAINS),
+                    help="render domain (fvi.synth.domain): train (what every training set used) or held_out (fonts, "
+                         "layout, inks and values no training data used); default %(default)s")
     a = ap.parse_args(argv)
     try:
         types = resolve_card_types(a.card_type, a.card_types)
     except ValueError as e:
         ap.error(str(e))
-    write(a.out, a.count, a.seed, card_types=types, style=CAPTURE_STYLES[a.capture], invented_words=a.invented_words)
+    if a.invented_words and DOMAINS[a.domain].identities == "held_out":
+        ap.error(f"--invented-words: the {a.domain} domain draws its own words")
+    write(a.out, a.count, a.seed, card_types=types, style=CAPTURE_STYLES[a.capture], invented_words=a.invented_words,
+          domain=DOMAINS[a.domain])
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fvi.geometry import apply_homography, warp_card
+from fvi.geometry import apply_homography
 from fvi.synth.card import RenderedCard
 
 # phone captures as eKYC apps send them (already downscaled from the sensor)
@@ -60,6 +60,7 @@ class Capture:
     corners: np.ndarray  # 4 x 2: TL, TR, BR, BL of the card's own orientation, image pixels
     lines: list[PlacedLine]
     conditions: dict
+    labels: list[PlacedLine] = field(default_factory=list)  # the printed static text (field ""): headers, labels
 
 
 def procedural_background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
@@ -251,25 +252,14 @@ def photograph(card: RenderedCard, rng: np.random.Generator, size: tuple[int, in
     assert ok
     jpeg = enc.tobytes()
     rgb = cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    lines = []
-    for line in card.lines:
+    def placed(line) -> PlacedLine:
         x0, y0, x1, y1 = line.box
-        poly = apply_homography(m, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
-        lines.append(PlacedLine(line.field, line.text, poly))
+        return PlacedLine(line.field, line.text, apply_homography(m, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)))
+
+    lines = [placed(line) for line in card.lines]
     conditions = {"rotation": round(angle, 1), "card_fill": round(fill, 3), "blur": blur, "glare": glare,
                   "jpeg_quality": quality, "size": [w, h]}
     if style != MILD:  # MILD's ground truth stays as it was
         conditions.update({"style": style.name, "tilt_deg": round(tilt_deg, 1), "motion_blur_px": motion,
                            "low_light": low_light, "occluded": occluded, "photo_background": photographic})
-    return Capture(rgb, jpeg, dst, lines, conditions)
-
-
-def flatten_like_cropper(capture: Capture, rng: np.random.Generator, corner_noise: float = 0.006) -> tuple[np.ndarray, list[PlacedLine]]:
-    """The flat card the detector and reader see in production: warped with slightly wrong corners."""
-    diag = float(np.linalg.norm(capture.corners[0] - capture.corners[2]))
-    noisy = capture.corners + rng.normal(0, corner_noise * diag, (4, 2)).astype(np.float32)
-    flat = warp_card(capture.image, noisy)
-    from fvi.geometry import CARD_CORNERS
-
-    m = cv2.getPerspectiveTransform(noisy, CARD_CORNERS)
-    return flat, [PlacedLine(l.field, l.text, apply_homography(m, l.polygon)) for l in capture.lines]
+    return Capture(rgb, jpeg, dst, lines, conditions, [placed(line) for line in card.labels])

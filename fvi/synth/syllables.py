@@ -11,6 +11,7 @@ import unicodedata
 
 import numpy as np
 
+from fvi import orthography
 from fvi.charset import TONES
 from fvi.orthography import COMMON_RHYMES, FRONT, STOP_TONES
 
@@ -56,3 +57,22 @@ def syllable(rng: np.random.Generator) -> str:
     marked = rhyme[: k + 1] + tone + rhyme[k + 1 :]
     return unicodedata.normalize("NFC", spell_onset(onset, rhyme) + marked)
 
+
+
+def old_tone_placement(word: str) -> str:
+    """"hoà" → "hòa", "Thuỷ" → "Thủy": a syllable's tone moved where the cards put it (tone_index), in the word's
+    case; a word that is no single syllable comes back unchanged."""
+    nfd = unicodedata.normalize("NFD", word.lower())
+    marks = [c for c in nfd if c in TONES[1:]]
+    if len(marks) != 1:
+        return word
+    bare = unicodedata.normalize("NFC", "".join(c for c in nfd if c not in TONES[1:]))
+    for onset in sorted(orthography.ONSETS, key=len, reverse=True):
+        rhyme = bare[len(onset):]
+        if bare.startswith(onset) and rhyme in orthography.RHYMES:
+            k = tone_index(rhyme)
+            out = unicodedata.normalize("NFC", onset + rhyme[: k + 1] + marks[0] + rhyme[k + 1 :])
+            if len(word) > 1 and word.isupper():
+                return out.upper()
+            return out[:1].upper() + out[1:] if word[:1].isupper() else out
+    return word

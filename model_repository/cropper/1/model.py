@@ -1,2 +1,2 @@
-"""Embedded-Triton runner for cropper/1/model.onnx (the pytriton server has no onnxruntime backend)."""
-from fvi.triton_models import OnnxModel as TritonPythonModel  # noqa: F401
+"""The cropper step: the card's corners from the printed labels the reader read (fvi.pipeline.stage_cropper)."""
+from fvi.triton_models import CropperModel as TritonPythonModel  # noqa: F401
