@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-train setup-convert engines serve triton test test-fast bench load-test accuracy eval train train-data dataset clean
+.PHONY: setup setup-train setup-convert engines serve triton lint test test-fast bench load-test accuracy eval train train-data dataset clean
 
 setup:            ## apt packages, virtualenv, tritonserver binary, perf_analyzer (idempotent)
 	bash scripts/setup.sh serve
@@ -22,7 +22,10 @@ serve: engines    ## embedded tritonserver + FastAPI gateway on :8080 (Ctrl-C st
 triton: engines   ## only the embedded tritonserver (gRPC :8001, HTTP :8000, metrics :8002)
 	$(PY) -m fvi.triton_launcher
 
-test: engines setup-convert ## the whole suite, end-to-end tests included (starts and stops its own servers)
+lint: setup       ## ruff (pyproject.toml [tool.ruff])
+	.venv/bin/ruff check .
+
+test: engines setup-convert lint ## the whole suite, end-to-end tests included (starts and stops its own servers)
 	$(PY) -m pytest -q
 
 test-fast: engines ## unit tests only

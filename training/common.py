@@ -105,9 +105,11 @@ def data_provenance(files: tuple[str, ...]) -> dict[str, dict]:
     for split in ("train", "val"):
         f = CACHE / f"{split}.make_data.json"
         made = json.loads(f.read_text()) if f.exists() else {}
-        runs = [made[n.format(split=split)] for n in files if n.format(split=split) in made]
+        named = [(n.format(split=split), made[n.format(split=split)]) for n in files if n.format(split=split) in made]
+        runs = [r for _, r in named]
         commands = sorted({r["command"] for r in runs}) or [f"unrecorded (no {f})"]
-        types = [t for t in CARD_TYPES if runs and all(t in r["card_types"] for r in runs)]
+        cards = [r for n, r in named if not n.startswith("reader_lines")]  # rendered lines print no card
+        types = [t for t in CARD_TYPES if cards and all(t in r["card_types"] for r in cards)]
         out[split] = {"commands": commands, "card_types": types, "capture": sorted({r["capture"] for r in runs})}
     return out
 
