@@ -107,7 +107,10 @@ def _draw_runs(img: Image.Image, runs: list[tuple[str, ImageFont.FreeTypeFont]],
     x, y = xy
     if anchor_center:
         x, y = x - width / 2, y - (ascent + descent) / 2
-    layer = Image.new("RGBA", mask.size, color + (255,) if len(color) == 3 else color)
+    if img.mode == "L":  # a grey image (render_text_line) takes its grey ink as it is
+        layer = Image.new("L", mask.size, color[0])
+    else:
+        layer = Image.new("RGBA", mask.size, color + (255,) if len(color) == 3 else color)
     img.paste(layer, (int(round(x)) - 4, int(round(y)) - 4 - top_pad), mask)
     return (float(int(round(x))), float(int(round(y))), float(int(round(x)) + width), float(int(round(y)) + ascent + descent))
 
