@@ -39,7 +39,6 @@ from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
 from fvi import MODELS_DIR, quality
-from fvi.geometry import warp_card
 from fvi.schema import CARD_TYPES, FIELDS, STATUS_NO_CARD, STATUS_OK
 from fvi.synth.dataset import generate
 from fvi.synth.domain import DOMAINS, TRAIN, RenderDomain
@@ -136,8 +135,7 @@ class Item:
 def measured_conditions(image: np.ndarray, corners: np.ndarray) -> dict[str, float]:
     """fvi.quality's measures of the card at its true corners: light and sharpness as the photo has them, on the
     view the cropper step measures (fvi.pipeline.stage_cropper)."""
-    card = cv2.resize(warp_card(image, corners), quality.VIEW, interpolation=cv2.INTER_AREA)
-    values = quality.measure(image.shape, corners, card)
+    values = quality.measure(image.shape, corners, quality.card_view(image, corners))
     return {k: round(float(v), 3) for k, v in zip(quality.MEASURES, values)}
 
 

@@ -77,9 +77,6 @@ class Linked:
     anchors: list[tuple[np.ndarray, np.ndarray]]  # (photo point, template point) of every label found
     label_count: int
 
-    def text(self, lines: list[ReadLine], name: str) -> str:
-        return " ".join(clean(lines[p.line].text[p.start : p.end]) for p in self.parts[name]).strip()
-
 
 def clean(part: str) -> str:
     """A value's text without the punctuation that separates it from its label (": ", "/ ")."""
@@ -99,15 +96,20 @@ def value_in(text: str, line: ReadLine, part: Part) -> str | None:
     return None
 
 
+def page_rotation(lines: list[ReadLine]) -> np.ndarray:
+    """2 x 2 rotation page frame → photo: the page frame's +x is the lines' mean reading direction."""
+    u = np.mean([(l.quad[1] - l.quad[0] + l.quad[2] - l.quad[3]) for l in lines], axis=0)
+    t = float(np.arctan2(u[1], u[0]))
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
 def page_frame(lines: list[ReadLine]) -> None:
     """Each line's box in the page frame: rotated so text runs along +x (the mean reading direction)."""
     if not lines:
         return
-    u = np.mean([(l.quad[1] - l.quad[0] + l.quad[2] - l.quad[3]) for l in lines], axis=0)
-    t = -float(np.arctan2(u[1], u[0]))
-    r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    r = page_rotation(lines)
     for l in lines:
-        p = l.quad @ r.T
+        p = l.quad @ r  # photo → page frame (r is orthonormal)
         l.box = np.array([*p.min(axis=0), *p.max(axis=0)], np.float32)
 
 
@@ -240,17 +242,18 @@ def _by_shape(out: dict[str, list[Part]], free, used: set[Part], text, claim, on
     """Fields whose label was not read, from what every front's values look like: of the dates left, the earliest
     is the birth and the latest, 14 or more years on, the expiry (a card expires after its holder's birth;
     "Không thời hạn" is an expiry too); a piece that reads Nam or Nữ is the sex; Việt Nam the nationality."""
-    def year(p: Part) -> int:
-        return int(_DATE.search(text(p).replace(" ", "")).group()[-4:])
+    def year(p: Part) -> int | None:
+        d = _DATE.search(text(p).replace(" ", ""))
+        return int(d.group()[-4:]) if d else None
 
     left = [p for p, _ in free if p not in used]
-    dates = sorted((p for p in left if (d := _DATE.search(text(p).replace(" ", ""))) and d.group()[-4:].isdigit()),
-                   key=year)
+    dates = sorted((p for p in left if year(p) is not None), key=year)
     if not out["date_of_birth"] and dates:
         claim("date_of_birth", dates.pop(0), date_span)
     if "date_of_expiry" in on_front and not out["date_of_expiry"]:
-        never = next((p for p in left if p not in used and labels.base_text(text(p)).replace(" ", "").startswith("khongthoi")), None)
-        born = year(out["date_of_birth"][0]) if out["date_of_birth"] and _DATE.search(text(out["date_of_birth"][0]).replace(" ", "")) else None
+        never = next((p for p in left if p not in used
+                      and labels.base_text(text(p)).replace(" ", "").startswith("khongthoi")), None)
+        born = year(out["date_of_birth"][0]) if out["date_of_birth"] else None
         later = [p for p in dates if p not in used and (born is None or year(p) >= born + 14)]
         if never is not None:
             claim("date_of_expiry", never)
@@ -360,10 +363,8 @@ def text_extent_corners(lines: list[ReadLine], linked: Linked, params: LinkParam
     used = {p.line for parts in linked.parts.values() for p in parts} | {i for i, l in enumerate(lines) if l.found}
     if not used:
         return None
-    u = np.mean([(l.quad[1] - l.quad[0] + l.quad[2] - l.quad[3]) for l in lines], axis=0)
-    t = float(np.arctan2(u[1], u[0]))
-    r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # page frame → photo
-    pts = np.concatenate([lines[i].quad for i in used]) @ r  # photo → page frame (r is orthonormal)
+    r = page_rotation(lines)
+    pts = np.concatenate([lines[i].quad for i in used]) @ r  # photo → page frame
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     grow = params.extent_margin * (hi - lo)
     lo, hi = lo - grow, hi + grow

@@ -126,7 +126,8 @@ def stage_cropper(data: bytes, ctc_best: np.ndarray, meta: np.ndarray,
     if read is not None and lines and linked.label_count < ORIENT.labels_upright:
         photo = work_photo(data)
         gray = cv2.cvtColor(photo.image, cv2.COLOR_RGB2GRAY)
-        over = np.array([[*np.roll(q, 2, axis=0).reshape(-1), row[-1]] for q, row in zip(quads_of(meta), meta)], np.float32)
+        over = np.array([[*text_detector.turned(q).reshape(-1), row[-1]] for q, row in zip(quads_of(meta), meta)],
+                        np.float32)
         again = read(reader.crop_quads(gray, [q * photo.scale for q in quads_of(over)]))
         over_lines = read_lines(again, over)
         turned = linker.link(over_lines)
